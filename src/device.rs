@@ -1,0 +1,437 @@
+//! The device (kernel `device.c` and the dispatch of `receive.c`): the static identity, the
+//! peers, the index table, the cookie checker and the under-load state. It takes datagrams and
+//! inner packets with an injected clock and returns what to send; it does no I/O.
+
+use crate::constants::{DEFAULT_MTU, UNDER_LOAD_AFTER, UNDER_LOAD_QUEUE_THRESHOLD};
+use crate::cookie::{CookieChecker, MacCheck};
+use crate::index::{IndexTable, PeerId};
+use crate::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::messages::{self, CookieReply, Initiation, Message, Response};
+use crate::noise::{self, HandshakeError};
+use crate::peer::{
+    Ctx, DataReceived, Endpoint, Peer, PeerError, SendResult, Transmit, TransmitKind,
+};
+use crate::time::{Instant, Now};
+use rand_core::CryptoRngCore;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What a received datagram turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// An inner IP packet at `buf[offset..offset + len]` from `peer`.
+    Data {
+        /// The peer.
+        peer: PeerId,
+        /// Start of the inner packet in the buffer.
+        offset: usize,
+        /// Its length (trimmed to the IP length).
+        len: usize,
+        /// Its source address, for the AllowedIPs check.
+        source: std::net::IpAddr,
+    },
+    /// A keepalive from `peer`.
+    Keepalive(PeerId),
+    /// A handshake message from `peer` was consumed (any reply is in the output list).
+    Handshake(PeerId),
+    /// A cookie reply for `peer` was consumed.
+    CookieReply(PeerId),
+    /// Under load, a handshake message without a valid MAC2 was answered with a cookie reply.
+    CookieSent,
+}
+
+/// Why a datagram was dropped. Every one is silent on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DropReason {
+    /// Not a well-formed message.
+    #[error(transparent)]
+    Malformed(#[from] messages::ParseError),
+    /// MAC1 did not verify.
+    #[error("invalid MAC1")]
+    InvalidMac,
+    /// No session or handshake with that receiver index.
+    #[error("unknown receiver index")]
+    UnknownIndex,
+    /// An initiation from a static key that is not a configured peer.
+    #[error("initiation from an unknown peer")]
+    UnknownPeer,
+    /// The per-peer processing failed.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// A cookie reply that does not match our last handshake message.
+    #[error(transparent)]
+    Cookie(#[from] crate::cookie::CookieError),
+}
+
+impl From<HandshakeError> for DropReason {
+    fn from(e: HandshakeError) -> Self {
+        DropReason::Peer(PeerError::Handshake(e))
+    }
+}
+
+/// Device-wide counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Handshake messages dropped for a bad MAC1.
+    pub invalid_mac: u64,
+    /// Cookie replies sent (each one a DH computation avoided).
+    pub cookie_replies_sent: u64,
+    /// Handshake messages that reached the DH computations.
+    pub handshakes_processed: u64,
+}
+
+/// Why a peer could not be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PeerConfigError {
+    /// The peer's public key is the device's own.
+    #[error("a peer cannot have the interface's own public key")]
+    OwnKey,
+    /// A peer with that key exists.
+    #[error("duplicate peer")]
+    Duplicate,
+}
+
+/// A WireGuard device.
+pub struct Device {
+    private_key: PrivateKey,
+    checker: CookieChecker,
+    peers: Vec<Option<Peer>>,
+    by_key: HashMap<PublicKey, PeerId>,
+    index: IndexTable,
+    rng: Box<dyn CryptoRngCore + Send>,
+    mtu: usize,
+    last_under_load: Option<Instant>,
+    /// Counters.
+    pub stats: DeviceStats,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("public_key", &self.private_key.public_key())
+            .field("peers", &self.by_key.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device {
+    /// A device with static key `private_key`, taking randomness from `rng`.
+    pub fn new(private_key: PrivateKey, rng: Box<dyn CryptoRngCore + Send>) -> Self {
+        Device {
+            checker: CookieChecker::new(&private_key.public_key()),
+            private_key,
+            peers: Vec::new(),
+            by_key: HashMap::new(),
+            index: IndexTable::new(),
+            rng,
+            mtu: DEFAULT_MTU,
+            last_under_load: None,
+            stats: DeviceStats::default(),
+        }
+    }
+
+    /// A device using the operating system's random source.
+    pub fn with_os_rng(private_key: PrivateKey) -> Self {
+        Self::new(private_key, Box::new(rand_core::OsRng))
+    }
+
+    /// The device's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.private_key.public_key()
+    }
+
+    /// The tunnel MTU used for padding.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// Sets the tunnel MTU used for padding.
+    pub fn set_mtu(&mut self, mtu: usize) {
+        self.mtu = mtu;
+    }
+
+    /// Adds a peer.
+    pub fn add_peer(
+        &mut self,
+        public_key: PublicKey,
+        psk: PresharedKey,
+    ) -> Result<PeerId, PeerConfigError> {
+        if public_key == self.public_key() {
+            return Err(PeerConfigError::OwnKey);
+        }
+        if self.by_key.contains_key(&public_key) {
+            return Err(PeerConfigError::Duplicate);
+        }
+        let peer = Peer::new(&self.private_key, public_key, psk);
+        let slot = self.peers.iter().position(Option::is_none);
+        let id = match slot {
+            Some(i) => {
+                self.peers[i] = Some(peer);
+                PeerId(i as u32)
+            }
+            None => {
+                self.peers.push(Some(peer));
+                PeerId((self.peers.len() - 1) as u32)
+            }
+        };
+        self.by_key.insert(public_key, id);
+        Ok(id)
+    }
+
+    /// Removes a peer, freeing its indices.
+    pub fn remove_peer(&mut self, id: PeerId) -> Option<Peer> {
+        let mut peer = self.peers.get_mut(id.0 as usize)?.take()?;
+        self.by_key.remove(peer.public_key());
+        let mut ctx = Ctx {
+            local: &self.private_key,
+            rng: &mut *self.rng,
+            index: &mut self.index,
+            id,
+            mtu: self.mtu,
+        };
+        peer.shutdown(&mut ctx);
+        Some(peer)
+    }
+
+    /// The peer with this public key.
+    pub fn peer_by_key(&self, key: &PublicKey) -> Option<PeerId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// A peer.
+    pub fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id.0 as usize)?.as_ref()
+    }
+
+    /// A peer, mutable (configuration).
+    pub fn peer_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.peers.get_mut(id.0 as usize)?.as_mut()
+    }
+
+    /// Ids of all peers.
+    pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(i, _)| PeerId(i as u32))
+    }
+
+    /// Number of local indices in use (handshakes and keypairs).
+    pub fn indices_in_use(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Runs `f` on a peer with a context borrowed from the device.
+    fn with_peer<T>(
+        &mut self,
+        id: PeerId,
+        f: impl FnOnce(&mut Peer, &mut Ctx<'_>) -> T,
+    ) -> Option<T> {
+        let peer = self.peers.get_mut(id.0 as usize)?.as_mut()?;
+        let mut ctx = Ctx {
+            local: &self.private_key,
+            rng: &mut *self.rng,
+            index: &mut self.index,
+            id,
+            mtu: self.mtu,
+        };
+        Some(f(peer, &mut ctx))
+    }
+
+    /// Sets a peer's persistent keepalive interval (None or zero = off); turning it on sends a
+    /// keepalive at once.
+    pub fn set_persistent_keepalive(
+        &mut self,
+        id: PeerId,
+        now: Now,
+        interval: Option<Duration>,
+        out: &mut Vec<Transmit>,
+    ) {
+        self.with_peer(id, |p, ctx| {
+            p.set_persistent_keepalive(ctx, now, interval, out)
+        });
+    }
+
+    /// Starts a handshake with a peer now (as on demand, rate limited to one per REKEY_TIMEOUT).
+    pub fn initiate(&mut self, id: PeerId, now: Now, out: &mut Vec<Transmit>) {
+        self.with_peer(id, |p, ctx| {
+            p.send_handshake_initiation(ctx, now, false, out)
+        });
+    }
+
+    /// Sends an inner packet `buf[16..16 + len]` to peer `id` (see [`Peer::send`]).
+    pub fn send(
+        &mut self,
+        id: PeerId,
+        now: Now,
+        buf: &mut [u8],
+        len: usize,
+        out: &mut Vec<Transmit>,
+    ) -> Option<SendResult> {
+        self.with_peer(id, |p, ctx| p.send(ctx, now, buf, len, out))
+    }
+
+    /// Tells the device how many handshake messages wait in its queue. The device is under load
+    /// while that is at least 1/8 of the queue's capacity, and for one second after.
+    pub fn note_handshake_queue_len(&mut self, now: Instant, queue_len: usize) {
+        if queue_len >= UNDER_LOAD_QUEUE_THRESHOLD {
+            self.last_under_load = Some(now);
+        }
+    }
+
+    /// True if handshake messages must carry a valid MAC2 at `now`.
+    pub fn is_under_load(&self, now: Instant) -> bool {
+        self.last_under_load
+            .is_some_and(|t| !t.has_expired(UNDER_LOAD_AFTER, now))
+    }
+
+    /// Processes one received datagram from `from`, decrypting transport data in place.
+    pub fn receive(
+        &mut self,
+        now: Now,
+        from: Endpoint,
+        buf: &mut [u8],
+        out: &mut Vec<Transmit>,
+    ) -> Result<Received, DropReason> {
+        match messages::message_type(buf)? {
+            messages::TYPE_TRANSPORT => self.receive_transport(now, from, buf, out),
+            messages::TYPE_COOKIE_REPLY => {
+                let reply = CookieReply::parse(buf)?;
+                let id = self
+                    .index
+                    .get(reply.receiver)
+                    .ok_or(DropReason::UnknownIndex)?;
+                let peer = self.peer_mut(id).ok_or(DropReason::UnknownIndex)?;
+                peer.receive_cookie_reply(now, &reply)?;
+                Ok(Received::CookieReply(id))
+            }
+            _ => self.receive_handshake(now, from, buf, out),
+        }
+    }
+
+    fn receive_transport(
+        &mut self,
+        now: Now,
+        from: Endpoint,
+        buf: &mut [u8],
+        out: &mut Vec<Transmit>,
+    ) -> Result<Received, DropReason> {
+        let header = messages::TransportHeader::parse(buf)?;
+        let id = self
+            .index
+            .get(header.receiver)
+            .ok_or(DropReason::UnknownIndex)?;
+        let r = self
+            .with_peer(id, |p, ctx| p.receive_data(ctx, now, from, buf, out))
+            .ok_or(DropReason::UnknownIndex)??;
+        Ok(match r {
+            DataReceived::Keepalive => Received::Keepalive(id),
+            DataReceived::Packet {
+                offset,
+                len,
+                source,
+            } => Received::Data {
+                peer: id,
+                offset,
+                len,
+                source,
+            },
+        })
+    }
+
+    fn receive_handshake(
+        &mut self,
+        now: Now,
+        from: Endpoint,
+        buf: &mut [u8],
+        out: &mut Vec<Transmit>,
+    ) -> Result<Received, DropReason> {
+        let msg = Message::parse(buf)?;
+        let (mac1_at, sender) = match &msg {
+            Message::Initiation(m) => (Initiation::MAC1_OFFSET, m.sender),
+            Message::Response(m) => (Response::MAC1_OFFSET, m.sender),
+            _ => return Err(messages::ParseError::UnknownType.into()),
+        };
+        let under_load = self.is_under_load(now.mono);
+        match self.checker.check(
+            now.mono,
+            &mut *self.rng,
+            buf,
+            mac1_at,
+            from.addr,
+            under_load,
+        ) {
+            MacCheck::Invalid => {
+                self.stats.invalid_mac += 1;
+                return Err(DropReason::InvalidMac);
+            }
+            MacCheck::ValidMac1 if under_load => {
+                if let Some(reply) = self.checker.make_reply(
+                    now.mono,
+                    &mut *self.rng,
+                    buf,
+                    mac1_at,
+                    sender,
+                    from.addr,
+                ) {
+                    self.stats.cookie_replies_sent += 1;
+                    out.push(Transmit {
+                        peer: None,
+                        endpoint: from,
+                        kind: TransmitKind::CookieReply,
+                        data: reply.to_bytes().to_vec(),
+                    });
+                }
+                return Ok(Received::CookieSent);
+            }
+            _ => {}
+        }
+        self.stats.handshakes_processed += 1;
+        match msg {
+            Message::Initiation(m) => {
+                let start = noise::start_consume_initiation(&self.private_key, &m)?;
+                let id = self
+                    .peer_by_key(&start.initiator_static)
+                    .ok_or(DropReason::UnknownPeer)?;
+                let len = buf.len();
+                self.with_peer(id, |p, ctx| {
+                    p.receive_initiation(ctx, now, from, start, len, out)
+                })
+                .ok_or(DropReason::UnknownPeer)??;
+                Ok(Received::Handshake(id))
+            }
+            Message::Response(m) => {
+                let id = self.index.get(m.receiver).ok_or(DropReason::UnknownIndex)?;
+                self.with_peer(id, |p, ctx| p.receive_response(ctx, now, from, &m, out))
+                    .ok_or(DropReason::UnknownIndex)??;
+                Ok(Received::Handshake(id))
+            }
+            _ => Err(messages::ParseError::UnknownType.into()),
+        }
+    }
+
+    /// Runs every peer's timers due at `now`; returns the next deadline.
+    pub fn tick(&mut self, now: Now, out: &mut Vec<Transmit>) -> Option<Instant> {
+        let ids: Vec<PeerId> = self.peer_ids().collect();
+        for id in ids {
+            let due = self
+                .peer(id)
+                .and_then(Peer::next_deadline)
+                .is_some_and(|d| d <= now.mono);
+            if due {
+                self.with_peer(id, |p, ctx| p.tick(ctx, now, out));
+            }
+        }
+        self.next_deadline()
+    }
+
+    /// The earliest timer deadline over all peers.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.peers
+            .iter()
+            .flatten()
+            .filter_map(Peer::next_deadline)
+            .min()
+    }
+}

@@ -1,0 +1,391 @@
+//! Transport keypairs and the data-packet crypto (kernel `noise.c` keypairs, `send.c`/`receive.c`).
+//!
+//! Sealing and opening work in place on caller-provided buffers laid out as
+//! `[16-byte header][payload][padding + 16-byte tag room]`, one packet or a batch at a time, and
+//! never allocate. The AEAD key state is built once per keypair.
+
+use crate::constants::{REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME};
+use crate::crypto::{self, TAG_LEN};
+use crate::messages::{TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, TransportHeader, padded_len};
+use crate::noise::SessionKeys;
+use crate::replay::ReplayWindow;
+use crate::time::Instant;
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Tag};
+
+/// Why a packet could not be sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// The buffer has no room for the header, the padding and the tag.
+    #[error("buffer too small for header, padding and tag")]
+    BufferTooSmall,
+    /// The keypair may not send any more (expired by time or by message count).
+    #[error("keypair expired")]
+    Expired,
+}
+
+/// Why a transport packet was dropped on receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// Shorter than 32 bytes or not a transport message.
+    #[error("malformed transport packet")]
+    Malformed,
+    /// The keypair may not receive any more.
+    #[error("keypair expired")]
+    Expired,
+    /// The counter was already seen or is older than the window.
+    #[error("replayed or too old counter")]
+    Replay,
+    /// The tag did not verify.
+    #[error("authentication failed")]
+    Auth,
+}
+
+/// One session's transport keys and counters.
+pub struct Keypair {
+    /// Our index (receiver index of packets sent to us on this keypair).
+    pub local_index: u32,
+    /// The peer's index (receiver index we write).
+    pub remote_index: u32,
+    /// True if we initiated the handshake that made it.
+    pub initiator: bool,
+    /// When it was derived (monotonic).
+    pub birth: Instant,
+    send: ChaCha20Poly1305,
+    recv: ChaCha20Poly1305,
+    send_counter: u64,
+    send_valid: bool,
+    recv_valid: bool,
+    replay: ReplayWindow,
+}
+
+impl std::fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keypair")
+            .field("local_index", &self.local_index)
+            .field("remote_index", &self.remote_index)
+            .field("initiator", &self.initiator)
+            .field("send_counter", &self.send_counter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keypair {
+    /// A keypair from freshly derived session keys, born `now`.
+    pub fn new(keys: SessionKeys, now: Instant) -> Self {
+        Keypair {
+            local_index: keys.local_index,
+            remote_index: keys.remote_index,
+            initiator: keys.initiator,
+            birth: now,
+            send: ChaCha20Poly1305::new(Key::from_slice(&keys.send[..])),
+            recv: ChaCha20Poly1305::new(Key::from_slice(&keys.recv[..])),
+            send_counter: 0,
+            send_valid: true,
+            recv_valid: true,
+            replay: ReplayWindow::new(),
+        }
+    }
+
+    /// The next sending counter (= packets sent so far).
+    pub fn send_counter(&self) -> u64 {
+        self.send_counter
+    }
+
+    /// Test hook: moves the sending counter (to exercise the message limits).
+    #[doc(hidden)]
+    pub fn set_send_counter(&mut self, c: u64) {
+        self.send_counter = c;
+    }
+
+    /// True if this keypair may still send at `now`: valid, younger than REJECT_AFTER_TIME and
+    /// below REJECT_AFTER_MESSAGES.
+    pub fn can_send(&self, now: Instant) -> bool {
+        self.send_valid
+            && !self.birth.has_expired(REJECT_AFTER_TIME, now)
+            && self.send_counter < REJECT_AFTER_MESSAGES
+    }
+
+    /// True if this keypair may still receive at `now`.
+    pub fn can_receive(&self, now: Instant) -> bool {
+        self.recv_valid
+            && !self.birth.has_expired(REJECT_AFTER_TIME, now)
+            && self.replay.next_expected() < REJECT_AFTER_MESSAGES
+    }
+
+    /// Buffer size needed to seal a payload of `len` bytes for a tunnel of `mtu`.
+    pub fn sealed_len(len: usize, mtu: usize) -> usize {
+        TRANSPORT_HEADER_LEN + padded_len(len, mtu) + TAG_LEN
+    }
+
+    /// Seals the payload `buf[16..16 + len]` in place: writes the header, zero padding and the
+    /// tag. Returns the datagram length (`buf[..n]` is to be sent).
+    pub fn seal(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        len: usize,
+        mtu: usize,
+    ) -> Result<usize, SealError> {
+        let padded = padded_len(len, mtu);
+        let total = TRANSPORT_HEADER_LEN + padded + TAG_LEN;
+        if buf.len() < total {
+            return Err(SealError::BufferTooSmall);
+        }
+        if !self.can_send(now) {
+            self.send_valid = false;
+            return Err(SealError::Expired);
+        }
+        let counter = self.send_counter;
+        self.send_counter += 1;
+        TransportHeader {
+            receiver: self.remote_index,
+            counter,
+        }
+        .write(buf);
+        let body = &mut buf[TRANSPORT_HEADER_LEN..total];
+        let (data, tag_out) = body.split_at_mut(padded);
+        data[len..].fill(0);
+        // Only fails for payloads over 256 GiB.
+        let tag = self
+            .send
+            .encrypt_in_place_detached(&crypto::nonce(counter), &[], data)
+            .map_err(|_| SealError::BufferTooSmall)?;
+        tag_out.copy_from_slice(&tag);
+        Ok(total)
+    }
+
+    /// Seals a batch: for each `i`, `bufs[i][16..16 + lens[i]]` is a payload; on return `lens[i]`
+    /// is the datagram length. Stops at the first failure and returns how many were sealed.
+    pub fn seal_batch(
+        &mut self,
+        now: Instant,
+        bufs: &mut [&mut [u8]],
+        lens: &mut [usize],
+        mtu: usize,
+    ) -> (usize, Option<SealError>) {
+        for (i, (buf, len)) in bufs.iter_mut().zip(lens.iter_mut()).enumerate() {
+            match self.seal(now, buf, *len, mtu) {
+                Ok(n) => *len = n,
+                Err(e) => return (i, Some(e)),
+            }
+        }
+        (bufs.len().min(lens.len()), None)
+    }
+
+    /// Opens a transport datagram in place. On success returns the counter and the plaintext
+    /// length; the plaintext (padded inner packet) is `buf[16..16 + n]`. The replay window is
+    /// updated only after the packet authenticated.
+    pub fn open(&mut self, now: Instant, buf: &mut [u8]) -> Result<(u64, usize), OpenError> {
+        let header = TransportHeader::parse(buf).map_err(|_| OpenError::Malformed)?;
+        if !self.can_receive(now) {
+            self.recv_valid = false;
+            return Err(OpenError::Expired);
+        }
+        if !self.replay.check(header.counter) {
+            return Err(OpenError::Replay);
+        }
+        let len = buf.len();
+        if len < TRANSPORT_MIN_LEN {
+            return Err(OpenError::Malformed);
+        }
+        let (data, tag) = buf[TRANSPORT_HEADER_LEN..].split_at_mut(len - TRANSPORT_MIN_LEN);
+        self.recv
+            .decrypt_in_place_detached(
+                &crypto::nonce(header.counter),
+                &[],
+                data,
+                Tag::from_slice(tag),
+            )
+            .map_err(|_| OpenError::Auth)?;
+        if !self.replay.accept(header.counter) {
+            return Err(OpenError::Replay);
+        }
+        Ok((header.counter, len - TRANSPORT_MIN_LEN))
+    }
+
+    /// Opens a batch of datagrams of one keypair in place; `results[i]` receives the outcome for
+    /// `bufs[i]`.
+    pub fn open_batch(
+        &mut self,
+        now: Instant,
+        bufs: &mut [&mut [u8]],
+        results: &mut [Result<(u64, usize), OpenError>],
+    ) {
+        for (buf, r) in bufs.iter_mut().zip(results.iter_mut()) {
+            *r = self.open(now, buf);
+        }
+    }
+
+    /// Marks the keypair unusable (e.g. on a key change).
+    pub fn invalidate(&mut self) {
+        self.send_valid = false;
+        self.recv_valid = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::DEFAULT_MTU;
+    use std::time::Duration;
+    use zeroize::Zeroizing;
+
+    pub(crate) fn pair(now: Instant) -> (Keypair, Keypair) {
+        let k1 = Zeroizing::new([1u8; 32]);
+        let k2 = Zeroizing::new([2u8; 32]);
+        let a = Keypair::new(
+            SessionKeys {
+                send: k1.clone(),
+                recv: k2.clone(),
+                local_index: 10,
+                remote_index: 20,
+                initiator: true,
+            },
+            now,
+        );
+        let b = Keypair::new(
+            SessionKeys {
+                send: k2,
+                recv: k1,
+                local_index: 20,
+                remote_index: 10,
+                initiator: false,
+            },
+            now,
+        );
+        (a, b)
+    }
+
+    fn packet(payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0u8; Keypair::sealed_len(payload.len(), DEFAULT_MTU)];
+        v[16..16 + payload.len()].copy_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn seal_open_with_padding() {
+        let t = Instant::from_nanos(1);
+        let (mut a, mut b) = pair(t);
+        for len in [0usize, 1, 15, 16, 17, 100, 1419, 1420] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut buf = packet(&payload);
+            let n = a.seal(t, &mut buf, len, DEFAULT_MTU).unwrap();
+            assert_eq!(n, 16 + padded_len(len, DEFAULT_MTU) + 16);
+            if len <= 1408 {
+                assert_eq!((n - 32) % 16, 0, "padded to a multiple of 16");
+            } else {
+                assert_eq!(n - 32, DEFAULT_MTU, "padding stops at the MTU");
+            }
+            assert_eq!(u32::from_le_bytes(buf[4..8].try_into().unwrap()), 20);
+            let (_, plen) = b.open(t, &mut buf[..n]).unwrap();
+            assert_eq!(&buf[16..16 + len], &payload[..]);
+            assert!(buf[16 + len..16 + plen].iter().all(|&x| x == 0));
+        }
+        // A keepalive is exactly 32 bytes.
+        let mut ka = [0u8; 32];
+        assert_eq!(a.seal(t, &mut ka, 0, DEFAULT_MTU).unwrap(), 32);
+        assert_eq!(b.open(t, &mut ka).unwrap().1, 0);
+    }
+
+    #[test]
+    fn replay_truncation_and_bit_flips_dropped() {
+        let t = Instant::from_nanos(1);
+        let (mut a, mut b) = pair(t);
+        let mut buf = packet(b"hello");
+        let n = a.seal(t, &mut buf, 5, DEFAULT_MTU).unwrap();
+        let sealed = buf[..n].to_vec();
+        // Every single-bit flip fails. (The receiver index, bytes 4..8, selects the keypair; the
+        // device drops unknown indices before this point.)
+        for byte in (0..4).chain(8..n) {
+            let mut m = sealed.clone();
+            m[byte] ^= 0x01;
+            assert!(b.open(t, &mut m).is_err(), "flip at {byte}");
+        }
+        // Truncations fail.
+        for cut in 0..n {
+            let mut m = sealed[..cut].to_vec();
+            assert!(b.open(t, &mut m).is_err(), "cut {cut}");
+        }
+        // The window was not touched by the failures: the original still opens, once.
+        let mut m = sealed.clone();
+        assert!(b.open(t, &mut m).is_ok());
+        let mut m = sealed.clone();
+        assert_eq!(b.open(t, &mut m), Err(OpenError::Replay));
+    }
+
+    #[test]
+    fn reordering_within_and_beyond_window() {
+        let t = Instant::from_nanos(1);
+        let (mut a, mut b) = pair(t);
+        let mut sealed = Vec::new();
+        for i in 0..9000u32 {
+            let mut buf = packet(&i.to_le_bytes());
+            let n = a.seal(t, &mut buf, 4, DEFAULT_MTU).unwrap();
+            buf.truncate(n);
+            sealed.push(buf);
+        }
+        // Newest first, then the rest backwards: accepted while within 8128 of the newest.
+        let newest = sealed.len() - 1;
+        assert!(b.open(t, &mut sealed[newest].clone()).is_ok());
+        for i in (0..newest).rev() {
+            let r = b.open(t, &mut sealed[i].clone());
+            if (newest - i) as u64 <= crate::constants::COUNTER_WINDOW_SIZE {
+                assert!(r.is_ok(), "{i}");
+            } else {
+                assert_eq!(r, Err(OpenError::Replay), "{i}");
+            }
+        }
+    }
+
+    #[test]
+    fn expiry_by_time_and_count() {
+        let t = Instant::from_nanos(1);
+        let (mut a, mut b) = pair(t);
+        let late = t.plus(REJECT_AFTER_TIME);
+        let mut buf = packet(b"x");
+        assert_eq!(
+            a.seal(late, &mut buf, 1, DEFAULT_MTU),
+            Err(SealError::Expired)
+        );
+        let (mut a, _) = pair(t);
+        let mut buf = packet(b"x");
+        let n = a.seal(t, &mut buf, 1, DEFAULT_MTU).unwrap();
+        assert_eq!(b.open(late, &mut buf[..n]), Err(OpenError::Expired));
+        let (mut a, _) = pair(t);
+        a.set_send_counter(REJECT_AFTER_MESSAGES - 1);
+        assert!(a.seal(t, &mut packet(b"x"), 1, DEFAULT_MTU).is_ok());
+        assert_eq!(
+            a.seal(t, &mut packet(b"x"), 1, DEFAULT_MTU),
+            Err(SealError::Expired)
+        );
+        // Once invalid, stays invalid.
+        a.set_send_counter(0);
+        assert!(!a.can_send(t));
+        let _ = Duration::ZERO;
+    }
+
+    #[test]
+    fn batch_round_trip() {
+        let t = Instant::from_nanos(1);
+        let (mut a, mut b) = pair(t);
+        let mut store: Vec<Vec<u8>> = (0..64u8).map(|i| packet(&[i; 100])).collect();
+        let mut lens = vec![100usize; 64];
+        let mut bufs: Vec<&mut [u8]> = store.iter_mut().map(|v| v.as_mut_slice()).collect();
+        assert_eq!(
+            a.seal_batch(t, &mut bufs, &mut lens, DEFAULT_MTU),
+            (64, None)
+        );
+        let mut rx: Vec<&mut [u8]> = bufs
+            .iter_mut()
+            .zip(&lens)
+            .map(|(b, &n)| &mut b[..n])
+            .collect();
+        let mut results = vec![Err(OpenError::Malformed); 64];
+        b.open_batch(t, &mut rx, &mut results);
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(*r, Ok((i as u64, 112)));
+            assert_eq!(rx[i][16..116], [i as u8; 100]);
+        }
+    }
+}

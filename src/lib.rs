@@ -1,0 +1,34 @@
+//! wgd: a userspace WireGuard implementation.
+//!
+//! The protocol core (everything under this crate except the daemon) is sans-IO: it takes bytes,
+//! an injected clock ([`time::Now`]) and an injected random source, and returns bytes and actions.
+//! It never touches a socket or reads the system clock. See `docs/protocol.md` for the layout.
+//!
+//! Module split (after the kernel's `drivers/net/wireguard`):
+//! - [`crypto`]: BLAKE2s hash/MAC/HMAC/KDF, ChaCha20-Poly1305, X25519 (`noise.c` primitives)
+//! - [`keys`]: static and preshared keys, base64 as `wg` prints them
+//! - [`messages`]: wire formats of the four message types
+//! - [`tai64n`]: handshake timestamps
+//! - [`noise`]: the Noise_IKpsk2 handshake (`noise.c`)
+//! - [`cookie`]: MAC1/MAC2 and cookie replies (`cookie.c`)
+//! - [`replay`]: the anti-replay window (`receive.c` counter_validate)
+//! - [`keypair`]: transport keys, in-place and batch seal/open (`noise.c` keypairs, `send.c`/`receive.c` crypto)
+//! - [`timers`]: the per-peer timer state machine (`timers.c`)
+//! - [`peer`]: one peer's protocol state (`peer.c`)
+//! - [`device`]: the device: identity, peers, index table, dispatch (`device.c`, `receive.c`)
+//! - [`index`]: random, unique 32-bit sender indices (`peerlookup.c`)
+
+pub mod constants;
+pub mod cookie;
+pub mod crypto;
+pub mod device;
+pub mod index;
+pub mod keypair;
+pub mod keys;
+pub mod messages;
+pub mod noise;
+pub mod peer;
+pub mod replay;
+pub mod tai64n;
+pub mod time;
+pub mod timers;
