@@ -4,5 +4,6 @@
 //! every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod driver;
 pub mod netns;
 pub mod packet;
