@@ -699,3 +699,63 @@ fn random_datagrams_of_every_length_change_nothing() {
     s.pump();
     assert_eq!(s.b.inbox, vec![0, 1]);
 }
+
+#[test]
+fn one_initiation_per_rekey_timeout_under_a_burst() {
+    let mut s = Sim::new(false);
+    s.filter = Box::new(|_, _| false);
+    for i in 0..50 {
+        s.send(S::A, i);
+        s.now = s.now.after(Duration::from_millis(90)); // 4.5 s of sends
+    }
+    assert_eq!(s.count(S::A, TransmitKind::Initiation), 1);
+}
+
+#[test]
+fn cached_source_address_forgotten_before_each_retry() {
+    let mut s = Sim::new(false);
+    let local: std::net::IpAddr = "198.18.0.1".parse().unwrap();
+    let peer = s.a.peer;
+    s.a.dev.peer_mut(peer).unwrap().set_endpoint(Endpoint {
+        addr: B_ADDR.parse().unwrap(),
+        local: Some(local),
+    });
+    s.filter = Box::new(|_, _| false);
+    s.send(S::A, 0);
+    assert_eq!(
+        s.a.dev.peer(peer).unwrap().endpoint().unwrap().local,
+        Some(local)
+    );
+    s.run_for(Duration::from_millis(5_400));
+    assert_eq!(s.count(S::A, TransmitKind::Initiation), 2);
+    let e = s.a.dev.peer(peer).unwrap().endpoint().unwrap();
+    assert_eq!(e.local, None, "sticky source cleared for the retry");
+    assert_eq!(
+        e.addr,
+        B_ADDR.parse::<SocketAddr>().unwrap(),
+        "address kept"
+    );
+}
+
+#[test]
+fn polling_timers_do_not_expire_an_inflight_handshake() {
+    // A reported bug in another implementation discarded responses after at most one 250 ms
+    // poll. Here: poll every 250 ms and deliver the response 4.9 s after the initiation.
+    let mut s = Sim::new(false);
+    s.send(S::A, 0);
+    let (to, src, init) = s.wire.pop_front().unwrap();
+    s.deliver(to, src, init).unwrap();
+    let (_, bsrc, response) = s.wire.pop_front().unwrap();
+    for _ in 0..19 {
+        s.now = s.now.after(Duration::from_millis(250));
+        s.tick();
+    }
+    s.now = s.now.after(Duration::from_millis(150));
+    assert_eq!(s.count(S::A, TransmitKind::Initiation), 1);
+    assert!(matches!(
+        s.deliver(S::A, bsrc, response),
+        Ok(Received::Handshake(_))
+    ));
+    s.pump();
+    assert_eq!(s.b.inbox, vec![0]);
+}
