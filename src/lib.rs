@@ -18,9 +18,12 @@
 //! - [`device`]: the device: identity, peers, index table, dispatch (`device.c`, `receive.c`)
 //! - [`index`]: random, unique 32-bit sender indices (`peerlookup.c`)
 
+pub mod allowedips;
+pub mod config;
 pub mod constants;
 pub mod cookie;
 pub mod crypto;
+pub mod daemon;
 pub mod device;
 pub mod index;
 pub mod keypair;
@@ -32,3 +35,5 @@ pub mod replay;
 pub mod tai64n;
 pub mod time;
 pub mod timers;
+pub mod tun;
+pub mod udp;

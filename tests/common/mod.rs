@@ -7,3 +7,4 @@
 pub mod driver;
 pub mod netns;
 pub mod packet;
+pub mod transfer;

@@ -539,18 +539,98 @@ pub struct StockPeer {
     dir: PathBuf,
     log_path: PathBuf,
     socket: PathBuf,
+    kind: &'static str,
+}
+
+/// Which WireGuard implementation a [`StockPeer`] runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Impl {
+    /// Debian's `wireguard-go -f IFACE`, configured with `wg setconf`.
+    WireguardGo,
+    /// `boringtun-cli -f --disable-drop-privileges IFACE` (crates.io), configured with `wg setconf`.
+    Boringtun,
+    /// Mullvad's `gotatun -f --disable-drop-privileges IFACE` (crates.io), configured with `wg setconf`.
+    Gotatun,
+    /// This crate's `wgd up FILE` (the binary under test), configured from the file itself.
+    Wgd(PathBuf),
+}
+
+impl Impl {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Impl::WireguardGo => "wireguard-go",
+            Impl::Boringtun => "boringtun",
+            Impl::Gotatun => "gotatun",
+            Impl::Wgd(_) => "wgd",
+        }
+    }
+
+    /// The program to run, if it can be found (stock peers in `PATH` or `/opt/wgd-ci/bin`,
+    /// where `.ci/run` installs the crates.io ones).
+    pub fn program(&self) -> Option<PathBuf> {
+        let stock = |tool: &str| {
+            find_in_path(tool).or_else(|| {
+                let p = Path::new("/opt/wgd-ci/bin").join(tool);
+                p.exists().then_some(p)
+            })
+        };
+        match self {
+            Impl::WireguardGo => stock("wireguard-go"),
+            Impl::Boringtun => stock("boringtun-cli"),
+            Impl::Gotatun => stock("gotatun"),
+            Impl::Wgd(p) => p.exists().then(|| p.clone()),
+        }
+    }
+}
+
+/// The `wgd` binary built for these tests.
+pub fn wgd_impl() -> Impl {
+    Impl::Wgd(PathBuf::from(env!("CARGO_BIN_EXE_wgd")))
+}
+
+/// Like [`privileged_or_skip`], and also requires the implementation's program.
+pub fn impl_or_skip(test: &str, which: &Impl) -> bool {
+    if !privileged_or_skip(test) {
+        return false;
+    }
+    if which.program().is_some() {
+        return true;
+    }
+    let reason = format!("{} is not installed (see .ci/run)", which.name());
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: CI=true but {reason}");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n==================== SKIPPED {test}: {reason} ====================\n"
+    );
+    false
 }
 
 impl StockPeer {
-    /// Starts `ip netns exec NS wireguard-go -f IFACE` as our child, waits (at most
-    /// [`SOCKET_TIMEOUT`]) until its UAPI socket accepts a connection, runs `wg setconf IFACE`
-    /// with `conf_text` (the `wg` config format: `[Interface]` PrivateKey/ListenPort, `[Peer]`
-    /// sections) from a 0600 temporary file, `ip addr add`s each of `tunnel_addrs` (CIDR; IPv6
-    /// with `nodad`), then `ip link set IFACE mtu MTU up`.
+    /// [`StockPeer::start`] with Debian's wireguard-go.
+    pub fn wireguard_go(
+        ns: &Netns,
+        iface: &str,
+        conf_text: &str,
+        tunnel_addrs: &[&str],
+        mtu: u32,
+    ) -> StockPeer {
+        Self::start(&Impl::WireguardGo, ns, iface, conf_text, tunnel_addrs, mtu)
+    }
+
+    /// Starts implementation `which` for interface `iface` in `ns` as our child. Stock daemons:
+    /// waits (at most [`SOCKET_TIMEOUT`]) until the UAPI socket accepts a connection, then runs
+    /// `wg setconf IFACE` with `conf_text` (the `wg` config format) from a 0600 temporary file.
+    /// wgd: writes `conf_text` to `IFACE.conf` and runs `wgd up` on it, then waits for the
+    /// interface to exist. Then `ip addr add`s each of `tunnel_addrs` (CIDR; IPv6 with `nodad`)
+    /// and `ip link set IFACE mtu MTU up`.
     ///
     /// `iface` should come from [`unique_iface`]. Panics (after cleaning up) if anything fails,
     /// showing the daemon's log if it died.
-    pub fn wireguard_go(
+    pub fn start(
+        which: &Impl,
         ns: &Netns,
         iface: &str,
         conf_text: &str,
@@ -573,35 +653,18 @@ impl StockPeer {
             std::env::temp_dir().join(format!("wgdt-{}-{}-{iface}", std::process::id(), next_id()));
         fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("cannot create temp dir {}: {e}", dir.display()));
-        let log_path = dir.join("wireguard-go.log");
+        let log_path = dir.join("daemon.log");
         let log = fs::File::create(&log_path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
         let log_err = log
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log_path.display()));
         let level = std::env::var("WGDT_LOG_LEVEL").unwrap_or_else(|_| "verbose".to_string());
-        let child = ns
-            .exec_command(&["wireguard-go", "-f", iface])
-            .env("LOG_LEVEL", level)
-            // Also silences the "kernel has first class support" banner.
-            .env("WG_PROCESS_FOREGROUND", "1")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn wireguard-go in {}: {e}", ns.name));
-        // From here on, Drop stops the daemon whatever happens.
-        let mut peer = StockPeer {
-            iface: iface.to_string(),
-            ns: ns.name.clone(),
-            child,
-            dir,
-            log_path,
-            socket,
-        };
-        peer.wait_socket();
-
-        let conf_path = peer.dir.join(format!("{iface}.conf"));
+        let program = which
+            .program()
+            .unwrap_or_else(|| panic!("{} is not installed", which.name()));
+        let program = program.to_string_lossy().into_owned();
+        let conf_path = dir.join(format!("{iface}.conf"));
         let mut conf = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -612,7 +675,43 @@ impl StockPeer {
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf_path.display()));
         drop(conf);
         let conf_arg = conf_path.to_string_lossy().into_owned();
-        ns.run(&["wg", "setconf", iface, &conf_arg]);
+        let args: Vec<&str> = match which {
+            Impl::WireguardGo => vec![&program, "-f", iface],
+            Impl::Boringtun | Impl::Gotatun => {
+                vec![&program, "-f", "--disable-drop-privileges", iface]
+            }
+            Impl::Wgd(_) => vec![&program, "up", &conf_arg, "--interface", iface],
+        };
+        let child = ns
+            .exec_command(&args)
+            .env("LOG_LEVEL", &level)
+            .env(
+                "RUST_LOG",
+                std::env::var("WGDT_RUST_LOG").unwrap_or_else(|_| "wgd=debug".into()),
+            )
+            // Also silences the "kernel has first class support" banner.
+            .env("WG_PROCESS_FOREGROUND", "1")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {} in {}: {e}", which.name(), ns.name));
+        // From here on, Drop stops the daemon whatever happens.
+        let mut peer = StockPeer {
+            iface: iface.to_string(),
+            ns: ns.name.clone(),
+            child,
+            dir,
+            log_path,
+            socket,
+            kind: which.name(),
+        };
+        if let Impl::Wgd(_) = which {
+            peer.wait_link(ns);
+        } else {
+            peer.wait_socket();
+            ns.run(&["wg", "setconf", iface, &conf_arg]);
+        }
 
         for addr in tunnel_addrs {
             ns.ip(&addr_add_args(addr, iface));
@@ -642,17 +741,41 @@ impl StockPeer {
         }
     }
 
+    /// Waits until the interface exists in `ns` (wgd without a UAPI socket); panics with the log
+    /// if the daemon exits or [`SOCKET_TIMEOUT`] passes.
+    fn wait_link(&mut self, ns: &Netns) {
+        let start = Instant::now();
+        loop {
+            self.assert_running();
+            if ns
+                .run_unchecked(&["ip", "link", "show", &self.iface])
+                .status
+                .success()
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < SOCKET_TIMEOUT,
+                "{} did not appear within {SOCKET_TIMEOUT:?}; log:\n{}",
+                self.iface,
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Panics with the daemon's log if it has exited.
     pub fn assert_running(&mut self) {
         match self.child.try_wait() {
             Ok(None) => {}
             Ok(Some(status)) => panic!(
-                "wireguard-go for {} in {} exited ({status}); log:\n{}",
+                "{} for {} in {} exited ({status}); log:\n{}",
+                self.kind,
                 self.iface,
                 self.ns,
                 self.log()
             ),
-            Err(e) => panic!("cannot poll wireguard-go for {}: {e}", self.iface),
+            Err(e) => panic!("cannot poll {} for {}: {e}", self.kind, self.iface),
         }
     }
 
@@ -718,7 +841,7 @@ impl Drop for StockPeer {
                 let _ = self.child.kill();
                 if wait_bounded(&mut self.child, Duration::from_secs(5)).is_none() {
                     eprintln!(
-                        "netns harness: wireguard-go (pid {}) survived SIGKILL",
+                        "netns harness: daemon (pid {}) survived SIGKILL",
                         self.child.id()
                     );
                 }
@@ -736,7 +859,8 @@ impl Drop for StockPeer {
                 let _ = writeln!(text, "  {line}");
             }
             eprintln!(
-                "--- wireguard-go {} in {} (last {} log lines) ---\n{text}--- end ---",
+                "--- {} {} in {} (last {} log lines) ---\n{text}--- end ---",
+                self.kind,
                 self.iface,
                 self.ns,
                 tail.len()

@@ -1,0 +1,120 @@
+//! The command line: one [`Command`] per subcommand, named and behaving like `wg(8)`'s.
+
+mod keys;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+/// Top-level arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wgd",
+    version,
+    about = "A userspace WireGuard daemon",
+    long_about = "A userspace WireGuard daemon.\n\n\
+        The key subcommands read and write keys exactly as wg(8) does (base64, 44 characters), so \
+        keys move freely between wgd and wireguard-tools.\n\n\
+        Create a key pair for an interface:\n    \
+        umask 077\n    \
+        wgd genkey > private.key\n    \
+        wgd pubkey < private.key > public.key",
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// More logs on stderr: -v for info, -vv for debug, -vvv for trace (RUST_LOG overrides)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a new private key and write it to stdout (like `wg genkey`)
+    #[command(
+        long_about = "Generate a new random Curve25519 private key and write it to stdout \
+        in base64, followed by a newline (like `wg genkey`).\n\n\
+        Anyone who reads this key can impersonate the interface: save it to a file only you can \
+        read. A warning is printed if stdout is a regular file that other users can access.\n\n\
+        Example:\n    \
+        umask 077; wgd genkey > private.key"
+    )]
+    Genkey,
+
+    /// Generate a new preshared key and write it to stdout (like `wg genpsk`)
+    #[command(
+        long_about = "Generate a new random 256-bit preshared key and write it to stdout \
+        in base64, followed by a newline (like `wg genpsk`).\n\n\
+        A preshared key is optional and adds a symmetric secret to the handshake (for \
+        post-quantum resistance). Give the same key to both peers, as `PresharedKey` in their \
+        `[Peer]` sections, over a channel you trust. A warning is printed if stdout is a regular \
+        file that other users can access.\n\n\
+        Example:\n    \
+        umask 077; wgd genpsk > peer.psk"
+    )]
+    Genpsk,
+
+    /// Read a private key from stdin and write its public key to stdout (like `wg pubkey`)
+    #[command(
+        long_about = "Read a base64 private key from stdin and write the matching public \
+        key to stdout in base64, followed by a newline (like `wg pubkey`).\n\n\
+        The input must be exactly one key: 44 characters of base64, optionally followed by \
+        whitespace (a trailing newline is fine). Leading whitespace or anything after the key is \
+        an error. The public key is not secret: give it to your peers as their `PublicKey`.\n\n\
+        Examples:\n    \
+        wgd pubkey < private.key > public.key\n    \
+        wgd genkey | tee private.key | wgd pubkey"
+    )]
+    Pubkey,
+
+    /// Run an interface in the foreground from a configuration file (wg(8) format)
+    #[command(
+        long_about = "Create the interface and run it in the foreground until SIGTERM or \
+        SIGINT, or until the interface is deleted (ip link del). The argument is a configuration \
+        file in the wg(8) format, or an interface name NAME meaning /etc/wireguard/NAME.conf; the \
+        interface is named after the file unless --interface is given.\n\n\
+        Examples:\n    \
+        wgd up /etc/wireguard/wg0.conf\n    \
+        wgd -v up wg0"
+    )]
+    Up(up::UpArgs),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(cli.verbose);
+    match cli.command {
+        Command::Genkey => keys::genkey(),
+        Command::Genpsk => keys::genpsk(),
+        Command::Pubkey => keys::pubkey(),
+        Command::Up(args) => up::up(args),
+    }
+}
+
+/// Logs go to stderr (journald under systemd); quiet by default (warnings and errors only).
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,67 @@
+//! `wgd up FILE|IFACE`: run one interface in the foreground from a wg(8)-style configuration.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use wgd::config::Config;
+use wgd::constants::DEFAULT_MTU;
+use wgd::daemon::{self, Options};
+
+/// Arguments of `wgd up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// A configuration file, or an interface name meaning /etc/wireguard/NAME.conf
+    pub config: String,
+    /// Interface name (default: the configuration file's name without ".conf", as wg-quick)
+    #[arg(long, short = 'i')]
+    pub interface: Option<String>,
+}
+
+/// Where the configuration is and what the interface is called.
+fn locate(args: &UpArgs) -> Result<(PathBuf, String)> {
+    let given = Path::new(&args.config);
+    let path = if args.config.contains('/') || args.config.ends_with(".conf") {
+        given.to_path_buf()
+    } else {
+        Path::new("/etc/wireguard").join(format!("{}.conf", args.config))
+    };
+    let iface = match &args.interface {
+        Some(i) => i.clone(),
+        None => path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+            .with_context(|| format!("cannot derive an interface name from {}", path.display()))?,
+    };
+    if iface.is_empty()
+        || iface.len() > 15
+        || iface.contains('/')
+        || iface.contains(char::is_whitespace)
+    {
+        anyhow::bail!("invalid interface name {iface:?}: 1 to 15 characters, no '/' or spaces");
+    }
+    Ok((path, iface))
+}
+
+/// Runs the daemon until SIGTERM/SIGINT or until the interface is deleted.
+pub fn up(args: UpArgs) -> Result<()> {
+    let (path, iface) = locate(&args)?;
+    let (cfg, warnings) = Config::from_file_with_warnings(&path, wgd::config::Dialect::WgQuick)
+        .map_err(anyhow::Error::new)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let mtu = cfg.interface.mtu.unwrap_or(DEFAULT_MTU as u32);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let opts = Options { iface, mtu };
+    let stats = rt.block_on(daemon::run(
+        cfg,
+        opts,
+        |s| tracing::info!("{} is up, listening on UDP port {}", s.iface, s.port),
+        std::future::pending(),
+    ))?;
+    tracing::debug!(?stats, "exit");
+    Ok(())
+}

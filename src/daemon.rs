@@ -1,0 +1,340 @@
+//! The daemon: the I/O around the sans-IO core. One task owns the [`Device`], the AllowedIPs
+//! table, the TUN and the UDP sockets, and waits on all of them and on the next timer deadline at
+//! once (no task or timer per packet or per peer).
+//!
+//! Outbound: TUN → AllowedIPs lookup of the destination → `Device::send` (sealed in place) → UDP.
+//! Inbound: UDP → `Device::receive` (opened in place) → AllowedIPs check of the inner source → TUN.
+
+use crate::allowedips::AllowedIps;
+use crate::config::Config;
+use crate::device::{Device, Received};
+use crate::index::PeerId;
+use crate::peer::{Endpoint, SendResult, Transmit};
+use crate::time::{Instant, Now};
+use crate::tun::Tun;
+use crate::udp::{Sock, UdpSockets};
+use anyhow::{Context, Result, bail};
+use quinn_udp::RecvMeta;
+use std::io::IoSliceMut;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, info, trace, warn};
+
+/// How many packets one wake-up may take from one source before the others get a turn.
+const BATCH: usize = 64;
+/// Room for the largest datagram or TUN packet plus header, padding and tag.
+const BUF_LEN: usize = 65536 + 64;
+
+/// Counters of what the daemon dropped, for tests and `wg show`-like reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DaemonStats {
+    /// Packets from the TUN whose destination no peer's AllowedIPs covers.
+    pub tx_no_peer: u64,
+    /// Decrypted packets whose inner source is not in the sending peer's AllowedIPs.
+    pub rx_bad_source: u64,
+    /// Datagrams the core dropped (bad MAC, replay, unknown index, garbage...).
+    pub rx_dropped: u64,
+}
+
+/// Options of one daemon instance.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Interface name.
+    pub iface: String,
+    /// Tunnel MTU.
+    pub mtu: u32,
+}
+
+/// The state the event loop owns besides the I/O objects.
+pub struct Daemon {
+    /// The protocol core.
+    pub dev: Device,
+    /// Cryptokey routing table.
+    pub allowed: AllowedIps<PeerId>,
+    origin: std::time::Instant,
+    out: Vec<Transmit>,
+    /// Peers with a persistent keepalive to start.
+    keepalives: Vec<(PeerId, u16)>,
+    /// Drop counters.
+    pub stats: DaemonStats,
+}
+
+impl Daemon {
+    /// Builds the device from a configuration (resolving endpoint host names).
+    pub fn from_config(cfg: &Config, mtu: u32) -> Result<Daemon> {
+        let Some(key) = cfg.interface.private_key.clone() else {
+            bail!("the configuration has no PrivateKey");
+        };
+        let mut dev = Device::with_os_rng(key);
+        dev.set_mtu(mtu as usize);
+        let mut allowed = AllowedIps::new();
+        let mut keepalives = Vec::new();
+        for p in &cfg.peers {
+            let id = dev
+                .add_peer(p.public_key, p.preshared_key.clone().unwrap_or_default())
+                .with_context(|| format!("peer {}", p.public_key))?;
+            for a in &p.allowed_ips {
+                allowed
+                    .insert(a.addr, a.cidr, id)
+                    .with_context(|| format!("peer {}: AllowedIPs {a}", p.public_key))?;
+            }
+            if let Some(secs) = p.persistent_keepalive {
+                keepalives.push((id, secs));
+            }
+            if let Some(e) = &p.endpoint {
+                let addr = e
+                    .resolve()
+                    .with_context(|| format!("peer {}: resolving Endpoint", p.public_key))?;
+                if let Some(peer) = dev.peer_mut(id) {
+                    peer.set_endpoint(Endpoint::new(addr));
+                }
+            }
+        }
+        Ok(Daemon {
+            dev,
+            allowed,
+            origin: std::time::Instant::now(),
+            out: Vec::new(),
+            keepalives,
+            stats: DaemonStats::default(),
+        })
+    }
+
+    /// The injected clock, read from the system's.
+    pub fn now(&self) -> Now {
+        Now {
+            mono: Instant::from_duration(self.origin.elapsed()),
+            wall: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn deadline(&self, t: Instant) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.origin) + Duration::from_nanos(t.as_nanos())
+    }
+
+    /// Sends everything the core queued.
+    fn flush(&mut self, udp: &UdpSockets) {
+        for t in self.out.drain(..) {
+            send_one(&mut self.dev, udp, t.peer, t.endpoint, &t.data);
+        }
+    }
+
+    /// One packet read from the TUN at `buf[16..16 + n]`.
+    fn on_tun_packet(&mut self, udp: &UdpSockets, buf: &mut [u8], n: usize) {
+        let Some(id) = buf
+            .get(16..16 + n)
+            .and_then(|p| self.allowed.lookup_packet_dst(p))
+        else {
+            self.stats.tx_no_peer += 1;
+            return;
+        };
+        let now = self.now();
+        match self.dev.send(id, now, buf, n, &mut self.out) {
+            Some(SendResult::Sealed { len, endpoint }) => {
+                if let Some(d) = buf.get(..len) {
+                    send_one(&mut self.dev, udp, Some(id), endpoint, d);
+                }
+            }
+            Some(SendResult::BufferTooSmall) => debug!("packet too large for the buffer"),
+            Some(SendResult::Staged) | None => {}
+        }
+        self.flush(udp);
+    }
+
+    /// One datagram received at `buf`, from `from`.
+    fn on_datagram(&mut self, udp: &UdpSockets, tun: &Tun, from: Endpoint, buf: &mut [u8]) {
+        let now = self.now();
+        match self.dev.receive(now, from, buf, &mut self.out) {
+            Ok(Received::Data {
+                peer,
+                offset,
+                len,
+                source,
+            }) => {
+                if self.allowed.lookup(source) != Some(peer) {
+                    self.stats.rx_bad_source += 1;
+                } else if let Some(p) = buf.get(offset..offset + len) {
+                    if let Err(e) = tun.write(p) {
+                        warn!("writing to the TUN: {e}");
+                    }
+                }
+            }
+            Ok(Received::Handshake(id)) => debug!(peer = id.0, "handshake message consumed"),
+            Ok(_) => {}
+            Err(e) => {
+                self.stats.rx_dropped += 1;
+                trace!("dropped a datagram from {}: {e}", from.addr);
+            }
+        }
+        self.flush(udp);
+    }
+
+    /// Runs the timers due now.
+    fn on_timer(&mut self, udp: &UdpSockets) {
+        let now = self.now();
+        self.dev.tick(now, &mut self.out);
+        self.flush(udp);
+    }
+}
+
+/// Sends one datagram to a peer's endpoint; forgets a sticky source the kernel refused.
+fn send_one(dev: &mut Device, udp: &UdpSockets, peer: Option<PeerId>, e: Endpoint, data: &[u8]) {
+    let Some(sock) = udp.for_addr(&e.addr) else {
+        debug!("no socket for {}", e.addr);
+        return;
+    };
+    match sock.send(e.addr, e.local, data) {
+        Ok(true) => {}
+        Ok(false) => {
+            if let Some(p) = peer.and_then(|id| dev.peer_mut(id)) {
+                p.set_endpoint(Endpoint::new(e.addr));
+            }
+        }
+        Err(err) => trace!("send to {}: {err}", e.addr),
+    }
+}
+
+/// Receives every datagram ready on `sock` (bounded per wake-up) and feeds the daemon.
+fn drain_udp(
+    d: &mut Daemon,
+    udp: &UdpSockets,
+    sock: &Sock,
+    tun: &Tun,
+    bufs: &mut [Vec<u8>],
+    meta: &mut [RecvMeta],
+) {
+    for _ in 0..BATCH {
+        let n = {
+            let mut slices: Vec<IoSliceMut<'_>> =
+                bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            match sock.try_recv(&mut slices, meta) {
+                Ok(n) => n,
+                Err(_) => return,
+            }
+        };
+        for (m, buf) in meta.iter().zip(bufs.iter_mut()).take(n) {
+            let from = Endpoint {
+                addr: SocketAddr::new(m.addr.ip().to_canonical(), m.addr.port()),
+                local: m.dst_ip,
+            };
+            let stride = m.stride.max(1);
+            let mut at = 0;
+            while at < m.len {
+                let end = (at + stride).min(m.len);
+                if let Some(dgram) = buf.get_mut(at..end) {
+                    d.on_datagram(udp, tun, from, dgram);
+                }
+                at = end;
+            }
+        }
+    }
+}
+
+/// Future that never completes when the socket is absent.
+async fn readable(sock: Option<&Sock>) -> std::io::Result<()> {
+    match sock {
+        Some(s) => s.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Information about a started daemon.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The interface name.
+    pub iface: String,
+    /// The UDP listen port.
+    pub port: u16,
+}
+
+/// Creates the interface and sockets for `cfg`, calls `on_ready`, and runs until SIGTERM/SIGINT,
+/// until `shutdown` completes, or until the interface is deleted. Everything it created is gone
+/// when it returns; the drop counters are returned.
+pub async fn run(
+    cfg: Config,
+    opts: Options,
+    on_ready: impl FnOnce(&Started),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<DaemonStats> {
+    let mut d = Daemon::from_config(&cfg, opts.mtu)?;
+    let tun = Tun::create(&opts.iface)
+        .with_context(|| format!("creating TUN interface {}", opts.iface))?;
+    crate::tun::set_mtu(tun.name(), opts.mtu).context("setting the MTU")?;
+    let udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
+        .context("binding the UDP listen port")?;
+    let started = Started {
+        iface: tun.name().to_string(),
+        port: udp.port(),
+    };
+    info!(iface = %started.iface, port = started.port, "interface up");
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+
+    // Persistent keepalives start at once, as when the kernel is configured.
+    let now = d.now();
+    for (id, secs) in std::mem::take(&mut d.keepalives) {
+        let interval = Some(Duration::from_secs(u64::from(secs)));
+        d.dev
+            .set_persistent_keepalive(id, now, interval, &mut d.out);
+    }
+    d.flush(&udp);
+    on_ready(&started);
+
+    let mut tun_buf = vec![0u8; BUF_LEN];
+    let gro = [&udp.v4, &udp.v6]
+        .into_iter()
+        .flatten()
+        .map(Sock::gro_segments)
+        .max()
+        .unwrap_or(1);
+    let mut bufs: Vec<Vec<u8>> = (0..8).map(|_| vec![0u8; BUF_LEN.max(1500 * gro)]).collect();
+    let mut meta = vec![RecvMeta::default(); bufs.len()];
+    let far = Duration::from_secs(3600);
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = match d.dev.next_deadline() {
+            Some(t) => d.deadline(t),
+            None => tokio::time::Instant::now() + far,
+        };
+        tokio::select! {
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = &mut shutdown => { info!("shutdown requested"); break; }
+            r = tun.readable() => {
+                let mut ready = match r {
+                    Ok(r) => r,
+                    Err(e) => { info!("TUN error ({e}): interface gone, exiting"); break; }
+                };
+                let mut gone = false;
+                for _ in 0..BATCH {
+                    match ready.try_read(&mut tun_buf[16..BUF_LEN - 48]) {
+                        Some(Ok(n)) => d.on_tun_packet(&udp, &mut tun_buf, n),
+                        Some(Err(e)) => {
+                            info!("TUN read failed ({e}): interface gone, exiting");
+                            gone = true;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if gone { break; }
+            }
+            r = readable(udp.v4.as_ref()) => {
+                if r.is_ok() && let Some(s) = udp.v4.as_ref() {
+                    drain_udp(&mut d, &udp, s, &tun, &mut bufs, &mut meta);
+                }
+            }
+            r = readable(udp.v6.as_ref()) => {
+                if r.is_ok() && let Some(s) = udp.v6.as_ref() {
+                    drain_udp(&mut d, &udp, s, &tun, &mut bufs, &mut meta);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => d.on_timer(&udp),
+        }
+    }
+    info!(stats = ?d.stats, "stopped");
+    Ok(d.stats)
+}
