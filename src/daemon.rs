@@ -265,6 +265,11 @@ pub async fn run(
     crate::tun::set_mtu(tun.name(), opts.mtu).context("setting the MTU")?;
     let udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
         .context("binding the UDP listen port")?;
+    // wg-quick's `Address`: with addresses the interface is also brought up.
+    if !cfg.interface.addresses.is_empty() {
+        crate::netconf::add_addresses(tun.name(), &cfg.interface.addresses)?;
+        crate::netconf::link_up(tun.name())?;
+    }
     let started = Started {
         iface: tun.name().to_string(),
         port: udp.port(),

@@ -29,6 +29,7 @@ pub mod index;
 pub mod keypair;
 pub mod keys;
 pub mod messages;
+pub mod netconf;
 pub mod noise;
 pub mod peer;
 pub mod replay;
