@@ -140,6 +140,33 @@ impl Device {
         self.private_key.public_key()
     }
 
+    /// The device's private key.
+    pub fn private_key(&self) -> &PrivateKey {
+        &self.private_key
+    }
+
+    /// Replaces the private key, as the kernel does on `set private-key`: the cookie keys and
+    /// every peer's static-static DH are recomputed, handshakes in flight are dropped, current
+    /// keypairs stop being used for sending (a new handshake follows on demand), and a peer whose
+    /// public key equals the new public key is removed. Returns the removed peer, if any.
+    pub fn set_private_key(&mut self, key: PrivateKey) -> Option<PeerId> {
+        if key == self.private_key {
+            return None;
+        }
+        let own = key.public_key();
+        self.checker = CookieChecker::new(&own);
+        self.private_key = key;
+        let clash = self.peer_by_key(&own);
+        if let Some(id) = clash {
+            self.remove_peer(id);
+        }
+        let ids: Vec<PeerId> = self.peer_ids().collect();
+        for id in ids {
+            self.with_peer(id, |p, ctx| p.rekey_after_identity_change(ctx));
+        }
+        clash
+    }
+
     /// The tunnel MTU used for padding.
     pub fn mtu(&self) -> usize {
         self.mtu

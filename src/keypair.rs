@@ -217,6 +217,11 @@ impl Keypair {
         }
     }
 
+    /// Stops sending on this keypair (receiving continues until it expires).
+    pub fn expire_sending(&mut self) {
+        self.send_valid = false;
+    }
+
     /// Marks the keypair unusable (e.g. on a key change).
     pub fn invalidate(&mut self) {
         self.send_valid = false;

@@ -242,6 +242,24 @@ impl Peer {
         self.handshake.set_local_key(local);
     }
 
+    /// The persistent keepalive interval, if on.
+    pub fn persistent_keepalive(&self) -> Option<Duration> {
+        self.timers.persistent_keepalive_interval
+    }
+
+    /// After the device's private key changed: recompute the static-static DH, drop the
+    /// handshake in flight and stop sending on the current keypairs (kernel
+    /// `wg_noise_expire_current_peer_keypairs`); a new handshake follows on demand.
+    pub fn rekey_after_identity_change(&mut self, ctx: &mut Ctx<'_>) {
+        self.handshake.set_local_key(ctx.local);
+        if let Some(i) = self.handshake_index.take() {
+            ctx.index.remove(i);
+        }
+        for kp in [&mut self.current, &mut self.next].into_iter().flatten() {
+            kp.expire_sending();
+        }
+    }
+
     /// The current endpoint.
     pub fn endpoint(&self) -> Option<Endpoint> {
         self.endpoint

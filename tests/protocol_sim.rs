@@ -759,3 +759,32 @@ fn polling_timers_do_not_expire_an_inflight_handshake() {
     s.pump();
     assert_eq!(s.b.inbox, vec![0]);
 }
+
+#[test]
+fn private_key_change_forces_a_new_handshake() {
+    let mut s = Sim::new(false);
+    s.handshake();
+    let peer = s.b.peer;
+    // B changes its key: A's handshakes with the old key must now fail; B stops sending on the
+    // old session.
+    let new = PrivateKey::generate(&mut ChaCha8Rng::seed_from_u64(77));
+    assert_eq!(s.b.dev.set_private_key(new.clone()), None);
+    assert_eq!(s.send(S::B, 5), SendResult::Staged);
+    assert!(
+        !s.b.dev
+            .peer(peer)
+            .unwrap()
+            .current_keypair()
+            .unwrap()
+            .can_send(s.now.mono)
+    );
+    // A peer with the device's own new public key is removed.
+    let own = new.public_key();
+    let mut d = Device::new(
+        PrivateKey::generate(&mut ChaCha8Rng::seed_from_u64(5)),
+        rng(6),
+    );
+    let id = d.add_peer(own, PresharedKey::default()).unwrap();
+    assert_eq!(d.set_private_key(new), Some(id));
+    assert!(d.peer(id).is_none());
+}
