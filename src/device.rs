@@ -58,6 +58,9 @@ pub enum DropReason {
     /// The per-peer processing failed.
     #[error(transparent)]
     Peer(#[from] PeerError),
+    /// The device has no private key.
+    #[error("no private key configured")]
+    NoPrivateKey,
     /// A cookie reply that does not match our last handshake message.
     #[error(transparent)]
     Cookie(#[from] crate::cookie::CookieError),
@@ -94,6 +97,8 @@ pub enum PeerConfigError {
 /// A WireGuard device.
 pub struct Device {
     private_key: PrivateKey,
+    /// False while the device has no private key (a placeholder is held, never used).
+    key_set: bool,
     checker: CookieChecker,
     peers: Vec<Option<Peer>>,
     by_key: HashMap<PublicKey, PeerId>,
@@ -120,6 +125,7 @@ impl Device {
         Device {
             checker: CookieChecker::new(&private_key.public_key()),
             private_key,
+            key_set: true,
             peers: Vec::new(),
             by_key: HashMap::new(),
             index: IndexTable::new(),
@@ -128,6 +134,28 @@ impl Device {
             last_under_load: None,
             stats: DeviceStats::default(),
         }
+    }
+
+    /// A device with no private key yet (as `wgd IFACE` starts before `wg setconf`): it neither
+    /// sends nor answers handshakes until [`Device::set_private_key`].
+    pub fn without_key(mut rng: Box<dyn CryptoRngCore + Send>) -> Self {
+        let placeholder = PrivateKey::generate(&mut *rng);
+        let mut d = Self::new(placeholder, rng);
+        d.key_set = false;
+        d
+    }
+
+    /// True if a private key is configured.
+    pub fn has_private_key(&self) -> bool {
+        self.key_set
+    }
+
+    /// Removes the private key (a zero key over the UAPI): sessions stop sending and no
+    /// handshake is made or answered until a key is set again.
+    pub fn clear_private_key(&mut self) {
+        let placeholder = PrivateKey::generate(&mut *self.rng);
+        self.set_private_key(placeholder);
+        self.key_set = false;
     }
 
     /// A device using the operating system's random source.
@@ -150,9 +178,10 @@ impl Device {
     /// keypairs stop being used for sending (a new handshake follows on demand), and a peer whose
     /// public key equals the new public key is removed. Returns the removed peer, if any.
     pub fn set_private_key(&mut self, key: PrivateKey) -> Option<PeerId> {
-        if key == self.private_key {
+        if self.key_set && key == self.private_key {
             return None;
         }
+        self.key_set = true;
         let own = key.public_key();
         self.checker = CookieChecker::new(&own);
         self.private_key = key;
@@ -215,6 +244,7 @@ impl Device {
             index: &mut self.index,
             id,
             mtu: self.mtu,
+            key_set: self.key_set,
         };
         peer.shutdown(&mut ctx);
         Some(peer)
@@ -262,6 +292,7 @@ impl Device {
             index: &mut self.index,
             id,
             mtu: self.mtu,
+            key_set: self.key_set,
         };
         Some(f(peer, &mut ctx))
     }
@@ -380,6 +411,9 @@ impl Device {
             Message::Response(m) => (Response::MAC1_OFFSET, m.sender),
             _ => return Err(messages::ParseError::UnknownType.into()),
         };
+        if !self.key_set {
+            return Err(DropReason::NoPrivateKey);
+        }
         let under_load = self.is_under_load(now.mono);
         match self.checker.check(
             now.mono,

@@ -26,6 +26,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod device;
 pub mod index;
+pub mod ipc;
 pub mod keypair;
 pub mod keys;
 pub mod messages;

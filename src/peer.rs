@@ -144,6 +144,8 @@ pub struct Ctx<'a> {
     pub id: PeerId,
     /// Tunnel MTU (for padding).
     pub mtu: usize,
+    /// False while the device has no private key: no handshake is sent.
+    pub key_set: bool,
 }
 
 struct Staged {
@@ -362,6 +364,9 @@ impl Peer {
     ) {
         if !is_retry {
             self.timers.handshake_attempts = 0;
+        }
+        if !ctx.key_set {
+            return;
         }
         if self
             .last_sent_handshake

@@ -788,3 +788,40 @@ fn private_key_change_forces_a_new_handshake() {
     assert_eq!(d.set_private_key(new), Some(id));
     assert!(d.peer(id).is_none());
 }
+
+#[test]
+fn a_device_without_a_private_key_is_silent() {
+    let mut r = ChaCha8Rng::seed_from_u64(3);
+    let mut d = Device::without_key(rng(4));
+    assert!(!d.has_private_key());
+    let other = PrivateKey::generate(&mut r);
+    let id = d
+        .add_peer(other.public_key(), PresharedKey::default())
+        .unwrap();
+    d.peer_mut(id)
+        .unwrap()
+        .set_endpoint(Endpoint::new(B_ADDR.parse().unwrap()));
+    let now = Now::simulated(Duration::from_secs(1), Duration::from_secs(1_700_000_000));
+    let mut out = vec![];
+    d.initiate(id, now, &mut out);
+    assert!(out.is_empty(), "no initiation without a key");
+    // An initiation addressed to it is dropped before any DH.
+    let mut s = Sim::new(false);
+    s.send(S::A, 0);
+    let (_, _, mut init) = s.wire.pop_front().unwrap();
+    assert_eq!(
+        d.receive(
+            now,
+            Endpoint::new(A_ADDR.parse().unwrap()),
+            &mut init,
+            &mut out
+        ),
+        Err(DropReason::NoPrivateKey)
+    );
+    d.set_private_key(PrivateKey::generate(&mut r));
+    assert!(d.has_private_key());
+    d.initiate(id, now, &mut out);
+    assert_eq!(out.len(), 1);
+    d.clear_private_key();
+    assert!(!d.has_private_key());
+}

@@ -1,0 +1,192 @@
+//! The UAPI socket (wireguard.com/xplatform): `/var/run/wireguard/IFACE.sock`, as wireguard-go
+//! serves it, so that the stock `wg` and `wg-quick` drive wgd unchanged.
+//!
+//! Connections are served by small tasks that only read a bounded request (1 MiB, 10 s) and
+//! write the reply; the request itself goes to the event loop that owns the device, over a
+//! channel, so configuration changes never race the data path.
+
+use anyhow::{Context, Result, bail};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+/// Where userspace WireGuard implementations put their sockets.
+pub const SOCKET_DIR: &str = "/var/run/wireguard";
+/// Largest request accepted.
+pub const MAX_REQUEST: usize = 1 << 20;
+/// Longest a client may take to send its request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request for the event loop, with where to send the reply.
+pub struct IpcRequest {
+    /// The request bytes, up to and including the blank line that ends it.
+    pub bytes: Vec<u8>,
+    /// The reply (a full `...errno=N\n\n` text).
+    pub reply: oneshot::Sender<String>,
+}
+
+/// The listening socket; removes its file when dropped.
+pub struct IpcServer {
+    path: PathBuf,
+}
+
+impl Drop for IpcServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The socket path for `iface`.
+pub fn socket_path(iface: &str) -> PathBuf {
+    Path::new(SOCKET_DIR).join(format!("{iface}.sock"))
+}
+
+/// Binds the socket for `iface` (directory 0755, socket 0600 via umask 077) and spawns the
+/// accept loop on the current runtime. A socket file that refuses connections is stale and is
+/// replaced; one that accepts belongs to a running daemon and is an error.
+pub fn serve(iface: &str) -> Result<(IpcServer, mpsc::Receiver<IpcRequest>)> {
+    let dir = Path::new(SOCKET_DIR);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    let path = socket_path(iface);
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            bail!(
+                "{} is served by a running daemon: interface {iface} is in use",
+                path.display()
+            );
+        }
+        std::fs::remove_file(&path)
+            .with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    // SAFETY: umask(2) cannot fail; restored right after the bind.
+    let old = unsafe { libc::umask(0o077) };
+    let bound = UnixListener::bind(&path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = bound.with_context(|| format!("binding {}", path.display()))?;
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(accept_loop(listener, tx));
+    Ok((IpcServer { path }, rx))
+}
+
+async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<IpcRequest>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if !authorized(&stream) {
+                    debug!("UAPI: refused a connection from a non-root user");
+                    continue;
+                }
+                tokio::spawn(serve_connection(stream, tx.clone()));
+            }
+            Err(e) => {
+                warn!("UAPI accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Only root (or the daemon's own user) may configure the interface.
+fn authorized(stream: &UnixStream) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    match stream.peer_cred() {
+        Ok(c) => c.uid() == 0 || c.uid() == me,
+        Err(_) => false,
+    }
+}
+
+/// Reads requests on one connection until EOF; each ends with an empty line.
+async fn serve_connection(mut stream: UnixStream, tx: mpsc::Sender<IpcRequest>) {
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let req =
+            match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream, &mut pending))
+                .await
+            {
+                Ok(Ok(Some(r))) => r,
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    debug!("UAPI read: {e}");
+                    let _ = stream.write_all(b"errno=-22\n\n").await;
+                    return;
+                }
+                Err(_) => return,
+            };
+        let (reply_tx, reply_rx) = oneshot::channel();
+        if tx
+            .send(IpcRequest {
+                bytes: req,
+                reply: reply_tx,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let Ok(reply) = reply_rx.await else { return };
+        if stream.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads one request (through its terminating blank line) into a new buffer; `None` at a clean
+/// EOF. Bytes after the request stay in `pending`.
+async fn read_request(
+    stream: &mut UnixStream,
+    pending: &mut Vec<u8>,
+) -> io::Result<Option<Vec<u8>>> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = request_end(pending) {
+            let rest = pending.split_off(end);
+            let req = std::mem::replace(pending, rest);
+            return Ok(Some(req));
+        }
+        if pending.len() > MAX_REQUEST {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request too large",
+            ));
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            if pending.is_empty() {
+                return Ok(None);
+            }
+            // A truncated request: hand it over so the parser can answer with an errno.
+            return Ok(Some(std::mem::take(pending)));
+        }
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The end of the first request in `buf`: just past the first "\n\n" (or a lone leading "\n").
+fn request_end(buf: &[u8]) -> Option<usize> {
+    if buf.first() == Some(&b'\n') {
+        return Some(1);
+    }
+    buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_boundaries() {
+        assert_eq!(request_end(b"get=1\n\n"), Some(7));
+        assert_eq!(request_end(b"get=1\n"), None);
+        assert_eq!(request_end(b"set=1\nfwmark=0\n\nget=1\n\n"), Some(16));
+        assert_eq!(request_end(b"\n"), Some(1));
+        assert_eq!(request_end(b""), None);
+    }
+}
