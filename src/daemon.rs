@@ -13,7 +13,7 @@ use crate::peer::{Endpoint, SendResult, Transmit};
 use crate::time::{Instant, Now};
 use crate::tun::Tun;
 use crate::udp::{Sock, UdpSockets};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use quinn_udp::RecvMeta;
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
@@ -63,10 +63,10 @@ pub struct Daemon {
 impl Daemon {
     /// Builds the device from a configuration (resolving endpoint host names).
     pub fn from_config(cfg: &Config, mtu: u32) -> Result<Daemon> {
-        let Some(key) = cfg.interface.private_key.clone() else {
-            bail!("the configuration has no PrivateKey");
+        let mut dev = match cfg.interface.private_key.clone() {
+            Some(key) => Device::with_os_rng(key),
+            None => Device::without_key(Box::new(rand_core::OsRng)),
         };
-        let mut dev = Device::with_os_rng(key);
         dev.set_mtu(mtu as usize);
         let mut allowed = AllowedIps::new();
         let mut keepalives = Vec::new();

@@ -1,5 +1,6 @@
 //! The command line: one [`Command`] per subcommand, named and behaving like `wg(8)`'s.
 
+mod iface;
 mod keys;
 mod up;
 
@@ -18,14 +19,22 @@ use clap::{Parser, Subcommand};
         umask 077\n    \
         wgd genkey > private.key\n    \
         wgd pubkey < private.key > public.key",
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// Run interface IFACE with no configuration and its UAPI socket, for `wg`/`wg-quick`
+    /// (the invocation wireguard-go has: WG_QUICK_USERSPACE_IMPLEMENTATION=wgd wg-quick up wg0)
+    #[arg(value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// With IFACE: stay in the foreground instead of detaching once the interface is ready
+    #[arg(short, long)]
+    pub foreground: bool,
     /// More logs on stderr: -v for info, -vv for debug, -vvv for trace (RUST_LOG overrides)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Subcommands.
@@ -84,7 +93,13 @@ pub enum Command {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
-    match cli.command {
+    let Some(command) = cli.command else {
+        return match cli.iface {
+            Some(iface) => iface::run(&iface, cli.foreground),
+            None => anyhow::bail!("give an interface name or a command (see --help)"),
+        };
+    };
+    match command {
         Command::Genkey => keys::genkey(),
         Command::Genpsk => keys::genpsk(),
         Command::Pubkey => keys::pubkey(),
