@@ -241,6 +241,19 @@ async fn readable(sock: Option<&Sock>) -> std::io::Result<()> {
     }
 }
 
+/// Completes on SIGTERM or SIGINT (what `wgd up` and `wgd IFACE` stop on). The handlers are
+/// installed when this is called, so call it before the daemon starts.
+pub fn termination() -> Result<impl std::future::Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = int.recv() => info!("SIGINT: shutting down"),
+        }
+    })
+}
+
 /// Information about a started daemon.
 #[derive(Debug, Clone)]
 pub struct Started {
@@ -250,8 +263,8 @@ pub struct Started {
     pub port: u16,
 }
 
-/// Creates the interface and sockets for `cfg`, calls `on_ready`, and runs until SIGTERM/SIGINT,
-/// until `shutdown` completes, or until the interface is deleted. Everything it created is gone
+/// Creates the interface and sockets for `cfg`, calls `on_ready`, and runs until `shutdown`
+/// completes (the CLI passes [`termination`]) or until the interface is deleted. Everything it created is gone
 /// when it returns; the drop counters are returned.
 pub async fn run(
     cfg: Config,
@@ -275,8 +288,6 @@ pub async fn run(
         port: udp.port(),
     };
     info!(iface = %started.iface, port = started.port, "interface up");
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
 
     // Persistent keepalives start at once, as when the kernel is configured.
     let now = d.now();
@@ -305,8 +316,6 @@ pub async fn run(
             None => tokio::time::Instant::now() + far,
         };
         tokio::select! {
-            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
             _ = &mut shutdown => { info!("shutdown requested"); break; }
             r = tun.readable() => {
                 let mut ready = match r {

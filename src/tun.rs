@@ -100,6 +100,14 @@ impl Tun {
     /// Creates (or attaches to) TUN interface `name`, without packet information, non-blocking,
     /// registered with the current tokio runtime.
     pub fn create(name: &str) -> io::Result<Tun> {
+        // tun-tap would silently truncate a long name and the kernel expands "%d": refuse both.
+        ifreq(name)?;
+        if name.contains('%') || name.contains('/') || name.chars().any(char::is_whitespace) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid interface name {name:?}"),
+            ));
+        }
         let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tun)?;
         iface.set_non_blocking()?;
         let name = iface.name().to_string();

@@ -70,17 +70,21 @@ pub fn run(iface: &str, foreground: bool) -> Result<()> {
         iface: iface.to_string(),
         mtu: DEFAULT_MTU as u32,
     };
-    let stats = rt.block_on(daemon::run(
-        Config::default(),
-        opts,
-        |s| {
-            tracing::info!("{} is up, listening on UDP port {}", s.iface, s.port);
-            if let Some(mut p) = ready_pipe.take() {
-                let _ = p.write_all(b"1");
-            }
-        },
-        std::future::pending(),
-    ))?;
+    let stats = rt.block_on(async {
+        let stop = daemon::termination()?;
+        daemon::run(
+            Config::default(),
+            opts,
+            |s| {
+                tracing::info!("{} is up, listening on UDP port {}", s.iface, s.port);
+                if let Some(mut p) = ready_pipe.take() {
+                    let _ = p.write_all(b"1");
+                }
+            },
+            stop,
+        )
+        .await
+    })?;
     tracing::debug!(?stats, "exit");
     Ok(())
 }

@@ -56,12 +56,16 @@ pub fn up(args: UpArgs) -> Result<()> {
         .build()
         .context("starting the runtime")?;
     let opts = Options { iface, mtu };
-    let stats = rt.block_on(daemon::run(
-        cfg,
-        opts,
-        |s| tracing::info!("{} is up, listening on UDP port {}", s.iface, s.port),
-        std::future::pending(),
-    ))?;
+    let stats = rt.block_on(async {
+        let stop = daemon::termination()?;
+        daemon::run(
+            cfg,
+            opts,
+            |s| tracing::info!("{} is up, listening on UDP port {}", s.iface, s.port),
+            stop,
+        )
+        .await
+    })?;
     tracing::debug!(?stats, "exit");
     Ok(())
 }
