@@ -127,7 +127,7 @@ impl Tun {
     /// (EBADFD after `ip link del`) or broken.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let mut guard = self.fd.readable().await?;
+            let mut guard = self.fd.ready(Interest::READABLE | Interest::ERROR).await?;
             match guard.try_io(|inner| inner.get_ref().0.recv(buf)) {
                 Ok(r) => return r,
                 Err(_would_block) => continue,
@@ -137,7 +137,11 @@ impl Tun {
 
     /// Waits until the TUN has packets to read; the returned handle reads them without waiting.
     pub async fn readable(&self) -> io::Result<TunReady<'_>> {
-        Ok(TunReady(self.fd.readable().await?))
+        // ERROR too: after `ip link del` the fd reports only EPOLLERR (no EPOLLIN), and the read
+        // that follows fails with EBADFD, which ends the daemon.
+        Ok(TunReady(
+            self.fd.ready(Interest::READABLE | Interest::ERROR).await?,
+        ))
     }
 
     /// Reads one packet if one is ready now.

@@ -16,12 +16,12 @@ const A_UL: [&str; 2] = ["198.18.0.1/24", "2001:db8::1/64"];
 const B_UL: [&str; 2] = ["198.18.0.2/24", "2001:db8::2/64"];
 
 /// Two namespaces over veth, `server` in A listening on 51820, `client` in B with A as its
-/// endpoint. Declared namespaces-first so the daemons stop before their namespace goes.
+/// endpoint. Fields drop in declaration order: the daemons stop before their namespaces go.
 struct Pair {
-    a: Netns,
-    b: Netns,
     server: StockPeer,
     client: StockPeer,
+    a: Netns,
+    b: Netns,
 }
 
 fn conf(
