@@ -44,6 +44,8 @@ pub struct Options {
     pub iface: String,
     /// Tunnel MTU.
     pub mtu: u32,
+    /// The configuration file, re-read on SIGHUP (None: SIGHUP is ignored).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// The state the event loop owns besides the I/O objects.
@@ -54,6 +56,8 @@ pub struct Daemon {
     pub allowed: AllowedIps<PeerId>,
     origin: std::time::Instant,
     out: Vec<Transmit>,
+    /// The fwmark on the sockets.
+    fwmark: Option<u32>,
     /// Peers with a persistent keepalive to start.
     keepalives: Vec<(PeerId, u16)>,
     /// Drop counters.
@@ -96,6 +100,7 @@ impl Daemon {
             allowed,
             origin: std::time::Instant::now(),
             out: Vec::new(),
+            fwmark: cfg.interface.fwmark,
             keepalives,
             stats: DaemonStats::default(),
         })
@@ -170,6 +175,73 @@ impl Daemon {
             }
         }
         self.flush(udp);
+    }
+
+    /// Answers one UAPI request. A `set` is applied atomically; a new listen port is bound
+    /// before the old sockets are dropped, so a failure leaves everything as it was.
+    fn on_uapi(&mut self, udp: &mut UdpSockets, bytes: &[u8]) -> String {
+        use crate::uapi::{self, Request};
+        let req = match uapi::parse_request(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!("UAPI request refused: {e}");
+                return uapi::format_errno(e.errno());
+            }
+        };
+        match req {
+            Request::Get => uapi::format_get(&self.dev, &self.allowed, udp.port(), self.fwmark),
+            Request::Set(set) => self.apply_set(udp, set),
+        }
+    }
+
+    /// Applies a `set` atomically; a new listen port is bound before anything else changes, so
+    /// a failure leaves everything as it was. Returns the `errno=` reply.
+    fn apply_set(&mut self, udp: &mut UdpSockets, set: crate::uapi::SetRequest) -> String {
+        use crate::uapi;
+        let rebound = match set.listen_port() {
+            Some(p) if p != udp.port() || p == 0 => match UdpSockets::bind(p, self.fwmark) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    debug!("UAPI: cannot bind port {p}: {e}");
+                    return uapi::format_errno(-libc::EADDRINUSE);
+                }
+            },
+            _ => None,
+        };
+        let now = self.now();
+        match uapi::apply(set, &mut self.dev, &mut self.allowed, now, &mut self.out) {
+            Ok(change) => {
+                if let Some(s) = rebound {
+                    info!(port = s.port(), "listen port changed");
+                    *udp = s;
+                }
+                if let Some(mark) = change.fwmark {
+                    self.fwmark = mark;
+                    if let Err(e) = udp.set_fwmark(mark) {
+                        warn!("setting fwmark: {e}");
+                    }
+                }
+                self.flush(udp);
+                uapi::format_errno(0)
+            }
+            Err(e) => {
+                debug!("UAPI set refused: {e}");
+                uapi::format_errno(e.errno())
+            }
+        }
+    }
+
+    /// SIGHUP: re-reads the configuration and applies only the difference, like `wg syncconf`:
+    /// peers that did not change keep their sessions and counters.
+    fn reload(&mut self, udp: &mut UdpSockets, path: &std::path::Path) -> Result<()> {
+        let cfg = Config::from_file(path).map_err(anyhow::Error::new)?;
+        let req = crate::uapi::sync_request_from_config(&cfg, &self.dev);
+        let reply = self.apply_set(udp, req);
+        if reply.starts_with("errno=0") {
+            Ok(())
+        } else {
+            anyhow::bail!("applying {}: {}", path.display(), reply.trim())
+        }
     }
 
     /// Runs the timers due now.
@@ -276,8 +348,9 @@ pub async fn run(
     let tun = Tun::create(&opts.iface)
         .with_context(|| format!("creating TUN interface {}", opts.iface))?;
     crate::tun::set_mtu(tun.name(), opts.mtu).context("setting the MTU")?;
-    let udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
+    let mut udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
         .context("binding the UDP listen port")?;
+    let (_ipc, mut ipc_rx) = crate::ipc::serve(tun.name())?;
     // wg-quick's `Address`: with addresses the interface is also brought up.
     if !cfg.interface.addresses.is_empty() {
         crate::netconf::add_addresses(tun.name(), &cfg.interface.addresses)?;
@@ -298,6 +371,13 @@ pub async fn run(
     }
     d.flush(&udp);
     on_ready(&started);
+    // systemd Type=notify: ready once the interface, sockets and configuration are in place.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let mut watchdog_usec = 0u64;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec)
+        .then(|| Duration::from_micros(watchdog_usec / 2).max(Duration::from_millis(100)));
+    let mut watchdog_tick = watchdog.map(tokio::time::interval);
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
 
     let mut tun_buf = vec![0u8; BUF_LEN];
     let gro = [&udp.v4, &udp.v6]
@@ -317,6 +397,24 @@ pub async fn run(
         };
         tokio::select! {
             _ = &mut shutdown => { info!("shutdown requested"); break; }
+            _ = sighup.recv() => {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+                match opts.config_path.as_deref() {
+                    Some(path) => match d.reload(&mut udp, path) {
+                        Ok(()) => info!("SIGHUP: reloaded {}", path.display()),
+                        Err(e) => warn!("SIGHUP: reload failed, configuration unchanged: {e:#}"),
+                    },
+                    None => info!("SIGHUP ignored: no configuration file"),
+                }
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+            }
+            _ = async { match watchdog_tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+            Some(req) = ipc_rx.recv() => {
+                let reply = d.on_uapi(&mut udp, &req.bytes);
+                let _ = req.reply.send(reply);
+            }
             r = tun.readable() => {
                 let mut ready = match r {
                     Ok(r) => r,
@@ -349,6 +447,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline) => d.on_timer(&udp),
         }
     }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     info!(stats = ?d.stats, "stopped");
     Ok(d.stats)
 }

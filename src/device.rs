@@ -94,6 +94,13 @@ pub enum PeerConfigError {
     Duplicate,
 }
 
+/// `key` with its scalar clamped (X25519 clamps anyway, so the public key does not change).
+fn clamped(key: PrivateKey) -> PrivateKey {
+    let mut b = key.to_bytes();
+    crate::keys::clamp(&mut b);
+    PrivateKey::from_bytes(*b)
+}
+
 /// A WireGuard device.
 pub struct Device {
     private_key: PrivateKey,
@@ -120,8 +127,10 @@ impl std::fmt::Debug for Device {
 }
 
 impl Device {
-    /// A device with static key `private_key`, taking randomness from `rng`.
+    /// A device with static key `private_key` (stored clamped, as the kernel and wireguard-go
+    /// do; the public key is the same), taking randomness from `rng`.
     pub fn new(private_key: PrivateKey, rng: Box<dyn CryptoRngCore + Send>) -> Self {
+        let private_key = clamped(private_key);
         Device {
             checker: CookieChecker::new(&private_key.public_key()),
             private_key,
@@ -178,6 +187,7 @@ impl Device {
     /// keypairs stop being used for sending (a new handshake follows on demand), and a peer whose
     /// public key equals the new public key is removed. Returns the removed peer, if any.
     pub fn set_private_key(&mut self, key: PrivateKey) -> Option<PeerId> {
+        let key = clamped(key);
         if self.key_set && key == self.private_key {
             return None;
         }

@@ -115,7 +115,8 @@ async fn serve_connection(mut stream: UnixStream, tx: mpsc::Sender<IpcRequest>) 
                 Ok(Ok(None)) => return,
                 Ok(Err(e)) => {
                     debug!("UAPI read: {e}");
-                    let _ = stream.write_all(b"errno=-22\n\n").await;
+                    // -EIO, as the parser answers an oversized request.
+                    let _ = stream.write_all(b"errno=-5\n\n").await;
                     return;
                 }
                 Err(_) => return,

@@ -38,4 +38,5 @@ pub mod tai64n;
 pub mod time;
 pub mod timers;
 pub mod tun;
+pub mod uapi;
 pub mod udp;

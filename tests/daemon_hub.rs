@@ -66,6 +66,7 @@ impl Hub {
         let opts = Options {
             iface: iface.to_string(),
             mtu: MTU,
+            config_path: None,
         };
         let (ready_tx, ready_rx) = mpsc::channel::<Started>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -69,6 +69,7 @@ pub fn run(iface: &str, foreground: bool) -> Result<()> {
     let opts = Options {
         iface: iface.to_string(),
         mtu: DEFAULT_MTU as u32,
+        config_path: None,
     };
     let stats = rt.block_on(async {
         let stop = daemon::termination()?;

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
         wgd genkey > private.key\n    \
         wgd pubkey < private.key > public.key",
     arg_required_else_help = true,
-    args_conflicts_with_subcommands = true
+    subcommand_negates_reqs = true
 )]
 pub struct Cli {
     /// Run interface IFACE with no configuration and its UAPI socket, for `wg`/`wg-quick`
@@ -132,5 +132,20 @@ mod tests {
     #[test]
     fn cli_definition_is_valid() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_with_subcommands_and_interface_names() {
+        let c = Cli::try_parse_from(["wgd", "-v", "up", "wg0.conf"]).unwrap();
+        assert_eq!(c.verbose, 1);
+        assert!(matches!(c.command, Some(Command::Up(_))));
+        let c = Cli::try_parse_from(["wgd", "up", "wg0.conf", "-vv"]).unwrap();
+        assert_eq!(c.verbose, 2);
+        let c = Cli::try_parse_from(["wgd", "-f", "wg0"]).unwrap();
+        assert!(c.foreground && c.command.is_none());
+        assert_eq!(c.iface.as_deref(), Some("wg0"));
+        let c = Cli::try_parse_from(["wgd", "wg0"]).unwrap();
+        assert!(!c.foreground && c.iface.as_deref() == Some("wg0"));
+        assert!(Cli::try_parse_from(["wgd", "genkey", "extra"]).is_err());
     }
 }

@@ -55,7 +55,11 @@ pub fn up(args: UpArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let opts = Options { iface, mtu };
+    let opts = Options {
+        iface,
+        mtu,
+        config_path: Some(path.clone()),
+    };
     let stats = rt.block_on(async {
         let stop = daemon::termination()?;
         daemon::run(

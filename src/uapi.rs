@@ -1,0 +1,2251 @@
+//! The cross-platform configuration protocol (wireguard.com/xplatform) that the stock `wg` and
+//! `wg-quick` speak to userspace implementations over `/var/run/wireguard/IFACE.sock`: the
+//! request parser, the `set` operation on the core, and the `get` reply. Pure: no I/O, no
+//! clock, no socket; the caller reads the request (see [`crate::ipc`]), binds the listen port,
+//! sets the fwmark and writes the reply.
+//!
+//! Behaviour follows wireguard-go's `device/uapi.go` (the implementation `wg` is tested against
+//! on Linux), with these deliberate differences:
+//!
+//! - a `set` is **atomic**: the whole request is parsed and checked before anything changes, so
+//!   a bad last line leaves the device as it was (wireguard-go applies line by line and stops
+//!   at the first error, keeping what came before);
+//! - a request that ends without its blank line is refused with `-EPROTO` (wireguard-go applies
+//!   it and answers `errno=0` to a client that has gone);
+//! - size limits: at most [`MAX_REQUEST_LEN`] bytes and [`MAX_LINES`] lines (wireguard-go only
+//!   limits a line, to 64 KiB, with `-EIO`; the same class is used for all three);
+//! - `allowed_ip=-PREFIX` removes one prefix from the peer (the 2025 extension that came with the
+//!   kernel's `WGALLOWEDIP_F_REMOVE_ME`; Debian's wireguard-go 0.0.20220316 refuses it with
+//!   `-EINVAL`);
+//! - `persistent_keepalive_interval` turning on sends one keepalive at the end of the peer's
+//!   block, for that peer only (wireguard-go carries the flag over to the following blocks).
+//!
+//! Errors are answered with a **negative** errno (`errno=-22`), as wireguard-go writes them and
+//! `wg` expects: see [`UapiError::errno`].
+
+use crate::allowedips::AllowedIps;
+use crate::config::{AllowedIp, Config, EndpointSpec};
+use crate::device::Device;
+use crate::index::PeerId;
+use crate::keys::{KEY_LEN, PresharedKey, PrivateKey, PublicKey, clamp, decode_hex_key};
+use crate::peer::{Endpoint, Transmit};
+use crate::time::Now;
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// The largest request accepted, in bytes, including the terminating blank line (1 MiB).
+pub const MAX_REQUEST_LEN: usize = 1 << 20;
+/// The most lines a request may have, including the operation line and the blank line.
+pub const MAX_LINES: usize = 1 << 16;
+/// The longest line, without its `\n` (wireguard-go's `bufio.Scanner` limit, 64 KiB - 1).
+pub const MAX_LINE_LEN: usize = 64 * 1024 - 1;
+/// The most peers a device may have after a `set` (the kernel's `MAX_PEERS_PER_DEVICE`).
+pub const MAX_PEERS: usize = 1 << 20;
+/// The most AllowedIPs prefixes the table may hold after a `set` (what its `u32`-indexed node
+/// arena can address, with at most two nodes per prefix).
+pub const MAX_PREFIXES: usize = (1 << 31) - 1;
+
+/// How many bytes of a bad key a message quotes.
+const SHOWN_KEY_LEN: usize = 64;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// Why a request was refused. [`UapiError::errno`] is the value to answer with.
+///
+/// Messages never contain a value (it may be a key); only key names and line numbers
+/// (the operation line is line 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UapiError {
+    /// The request is larger than [`MAX_REQUEST_LEN`].
+    #[error("request larger than {MAX_REQUEST_LEN} bytes")]
+    RequestTooLarge,
+    /// The request has more than [`MAX_LINES`] lines.
+    #[error("request has more than {MAX_LINES} lines")]
+    TooManyLines,
+    /// A line is longer than [`MAX_LINE_LEN`].
+    #[error("line {line} is longer than {MAX_LINE_LEN} bytes")]
+    LineTooLong {
+        /// The line number.
+        line: usize,
+    },
+    /// The request ends before its blank line.
+    #[error("request ends before its terminating blank line")]
+    Truncated,
+    /// The first line is neither `get=1` nor `set=1`. wireguard-go closes the connection
+    /// without a reply in this case; answering `-EINVAL` is also fine for `wg`.
+    #[error("unknown operation (expected get=1 or set=1)")]
+    UnknownOperation,
+    /// `get=1` is not followed by the blank line.
+    #[error("trailing data in get request")]
+    GetTrailing,
+    /// Bytes after the blank line that ends the request.
+    #[error("data after the end of the request")]
+    TrailingData,
+    /// A line without `=`.
+    #[error("line {line}: not key=value")]
+    Malformed {
+        /// The line number.
+        line: usize,
+    },
+    /// A key that is not valid where it stands (device keys before the first `public_key`,
+    /// peer keys after it).
+    #[error("line {line}: invalid UAPI {} key `{key}'", if *.peer { "peer" } else { "device" })]
+    UnknownKey {
+        /// The line number.
+        line: usize,
+        /// The key (lossy UTF-8, at most 64 bytes).
+        key: String,
+        /// True after the first `public_key`.
+        peer: bool,
+    },
+    /// A known key with a value that does not parse (bad hex, number out of range, bad address,
+    /// a flag other than `true`, a protocol version other than 1).
+    #[error("line {line}: invalid value for {key}")]
+    InvalidValue {
+        /// The line number.
+        line: usize,
+        /// The key.
+        key: &'static str,
+    },
+    /// The request would leave the device with more than [`MAX_PEERS`] peers.
+    #[error("too many peers (at most {MAX_PEERS})")]
+    TooManyPeers,
+    /// The request would leave more than [`MAX_PREFIXES`] AllowedIPs prefixes.
+    #[error("the AllowedIPs table is full")]
+    TableFull,
+    /// For the caller: binding the new listen port, or setting the fwmark, failed.
+    #[error("cannot apply listen port or fwmark: {0}")]
+    AddrInUse(String),
+}
+
+impl UapiError {
+    /// The errno to answer with, negative as `wg` expects, by wireguard-go's classes:
+    /// `-EPROTO` for a line that is not `key=value` (and a truncated request or trailing
+    /// bytes), `-EINVAL` for an unknown key or a bad value (and an unknown operation, too many
+    /// peers), `-EIO` for the size limits (wireguard-go's class for an over-long line),
+    /// `-EADDRINUSE` for a port or fwmark that cannot be applied, `-ENOMEM` for a full table.
+    pub fn errno(&self) -> i32 {
+        match self {
+            UapiError::RequestTooLarge
+            | UapiError::TooManyLines
+            | UapiError::LineTooLong { .. } => -libc::EIO,
+            UapiError::Truncated | UapiError::TrailingData | UapiError::Malformed { .. } => {
+                -libc::EPROTO
+            }
+            UapiError::UnknownOperation
+            | UapiError::GetTrailing
+            | UapiError::UnknownKey { .. }
+            | UapiError::InvalidValue { .. }
+            | UapiError::TooManyPeers => -libc::EINVAL,
+            UapiError::TableFull => -libc::ENOMEM,
+            UapiError::AddrInUse(_) => -libc::EADDRINUSE,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request model
+// ---------------------------------------------------------------------------------------------
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `get=1`: answer with [`format_get`].
+    Get,
+    /// `set=1`: [`apply`] it, answer with [`format_errno`].
+    Set(SetRequest),
+}
+
+/// A `set` request: the device lines, then one block per `public_key=` line, each in request
+/// order (order matters: wireguard-go applies line by line, and [`apply`] does the same).
+/// `Debug` never prints a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetRequest {
+    /// Device-level lines, in order.
+    pub interface: Vec<InterfaceOp>,
+    /// Peer blocks, in order. A key may have more than one block.
+    pub peers: Vec<PeerSet>,
+}
+
+/// One device-level line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceOp {
+    /// `private_key=`: the new key (clamped when applied), `None` for the all-zero key, which
+    /// removes it.
+    PrivateKey(Option<PrivateKey>),
+    /// `listen_port=`: 0 lets the system choose.
+    ListenPort(u16),
+    /// `fwmark=`: 0 removes the mark.
+    Fwmark(u32),
+    /// `replace_peers=true`: remove every peer before the peer blocks.
+    ReplacePeers,
+}
+
+/// A `public_key=` line and the lines after it, up to the next `public_key=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSet {
+    /// The peer. A block for the device's own public key is ignored (as wireguard-go and the
+    /// kernel do); a block for an unknown key creates the peer unless it says `update_only`.
+    pub public_key: PublicKey,
+    /// The block's lines, in order (`protocol_version=1` is checked and dropped).
+    pub ops: Vec<PeerOp>,
+}
+
+impl PeerSet {
+    /// A block with no lines yet.
+    pub fn new(public_key: PublicKey) -> Self {
+        PeerSet {
+            public_key,
+            ops: Vec::new(),
+        }
+    }
+}
+
+/// One peer-level line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerOp {
+    /// `remove=true`: remove the peer; the rest of its block is ignored.
+    Remove,
+    /// `update_only=true`: if the block created the peer, remove it again; the rest of the
+    /// block is then ignored (only existing peers are updated).
+    UpdateOnly,
+    /// `preshared_key=`: the all-zero key removes it.
+    PresharedKey(PresharedKey),
+    /// `endpoint=`.
+    Endpoint(SocketAddr),
+    /// `persistent_keepalive_interval=` in seconds; 0 turns it off.
+    PersistentKeepalive(u16),
+    /// `replace_allowed_ips=true`: drop the peer's prefixes.
+    ReplaceAllowedIps,
+    /// `allowed_ip=PREFIX`: route the prefix to the peer (taking it from another peer).
+    AllowedIp(AllowedIp),
+    /// `allowed_ip=-PREFIX`: drop the prefix if this peer owns it.
+    RemoveAllowedIp(AllowedIp),
+}
+
+impl SetRequest {
+    /// The listen port the request sets last, if any.
+    pub fn listen_port(&self) -> Option<u16> {
+        self.interface.iter().rev().find_map(|op| match op {
+            InterfaceOp::ListenPort(p) => Some(*p),
+            _ => None,
+        })
+    }
+
+    /// The fwmark the request sets last, if any (`Some(None)`: remove it).
+    pub fn fwmark(&self) -> Option<Option<u32>> {
+        self.interface.iter().rev().find_map(|op| match op {
+            InterfaceOp::Fwmark(m) => Some((*m != 0).then_some(*m)),
+            _ => None,
+        })
+    }
+
+    /// The request as `wg` would send it: `set=1\n`, the lines, the blank line. Contains the
+    /// secret keys (wiped on drop).
+    pub fn to_request_text(&self) -> Zeroizing<String> {
+        let mut s = Zeroizing::new(String::from("set=1\n"));
+        for op in &self.interface {
+            match op {
+                InterfaceOp::PrivateKey(Some(k)) => {
+                    s.push_str("private_key=");
+                    s.push_str(&k.to_hex());
+                    s.push('\n');
+                }
+                InterfaceOp::PrivateKey(None) => {
+                    s.push_str("private_key=");
+                    s.push_str(&"0".repeat(2 * KEY_LEN));
+                    s.push('\n');
+                }
+                InterfaceOp::ListenPort(p) => {
+                    let _ = writeln!(s, "listen_port={p}");
+                }
+                InterfaceOp::Fwmark(m) => {
+                    let _ = writeln!(s, "fwmark={m}");
+                }
+                InterfaceOp::ReplacePeers => s.push_str("replace_peers=true\n"),
+            }
+        }
+        for peer in &self.peers {
+            let _ = writeln!(s, "public_key={}", peer.public_key.to_hex());
+            for op in &peer.ops {
+                match op {
+                    PeerOp::Remove => s.push_str("remove=true\n"),
+                    PeerOp::UpdateOnly => s.push_str("update_only=true\n"),
+                    PeerOp::PresharedKey(k) => {
+                        s.push_str("preshared_key=");
+                        s.push_str(&k.to_hex());
+                        s.push('\n');
+                    }
+                    PeerOp::Endpoint(a) => {
+                        let _ = writeln!(s, "endpoint={a}");
+                    }
+                    PeerOp::PersistentKeepalive(secs) => {
+                        let _ = writeln!(s, "persistent_keepalive_interval={secs}");
+                    }
+                    PeerOp::ReplaceAllowedIps => s.push_str("replace_allowed_ips=true\n"),
+                    PeerOp::AllowedIp(a) => {
+                        let _ = writeln!(s, "allowed_ip={a}");
+                    }
+                    PeerOp::RemoveAllowedIp(a) => {
+                        let _ = writeln!(s, "allowed_ip=-{a}");
+                    }
+                }
+            }
+        }
+        s.push('\n');
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------------
+
+/// Splits the request into lines, enforcing the limits.
+struct Lines<'a> {
+    rest: &'a [u8],
+    /// Number of the last line returned (1-based).
+    number: usize,
+}
+
+impl<'a> Lines<'a> {
+    /// The next line without its `\n`.
+    fn next_line(&mut self) -> Result<&'a [u8], UapiError> {
+        let Some(end) = self.rest.iter().position(|&b| b == b'\n') else {
+            return Err(if self.rest.len() > MAX_LINE_LEN {
+                UapiError::LineTooLong {
+                    line: self.number + 1,
+                }
+            } else {
+                UapiError::Truncated
+            });
+        };
+        let line = self.rest.get(..end).unwrap_or_default();
+        self.rest = self.rest.get(end + 1..).unwrap_or_default();
+        self.number += 1;
+        if self.number > MAX_LINES {
+            return Err(UapiError::TooManyLines);
+        }
+        if line.len() > MAX_LINE_LEN {
+            return Err(UapiError::LineTooLong { line: self.number });
+        }
+        Ok(line)
+    }
+}
+
+/// Parses one request: everything read from the socket up to and including the blank line
+/// that ends it. Never panics, whatever the bytes.
+pub fn parse_request(input: &[u8]) -> Result<Request, UapiError> {
+    if input.len() > MAX_REQUEST_LEN {
+        return Err(UapiError::RequestTooLarge);
+    }
+    let mut lines = Lines {
+        rest: input,
+        number: 0,
+    };
+    // The operation line is matched exactly, as wireguard-go does (no `\r` allowed).
+    match lines.next_line()? {
+        b"get=1" => match lines.rest {
+            [] => Err(UapiError::Truncated),
+            [b'\n'] => Ok(Request::Get),
+            [b'\n', ..] => Err(UapiError::TrailingData),
+            _ => Err(UapiError::GetTrailing),
+        },
+        b"set=1" => parse_set(&mut lines).map(Request::Set),
+        _ => Err(UapiError::UnknownOperation),
+    }
+}
+
+fn parse_set(lines: &mut Lines<'_>) -> Result<SetRequest, UapiError> {
+    let mut req = SetRequest::default();
+    let mut peer: Option<PeerSet> = None;
+    loop {
+        let raw = lines.next_line()?;
+        // bufio.ScanLines drops one `\r` before the `\n`.
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.is_empty() {
+            if !lines.rest.is_empty() {
+                return Err(UapiError::TrailingData);
+            }
+            req.peers.extend(peer);
+            return Ok(req);
+        }
+        let n = lines.number;
+        let Some(eq) = line.iter().position(|&b| b == b'=') else {
+            return Err(UapiError::Malformed { line: n });
+        };
+        let key = line.get(..eq).unwrap_or_default();
+        let value = line.get(eq + 1..).unwrap_or_default();
+        if key == b"public_key" {
+            let k = PublicKey::from_hex(text(value, n, "public_key")?)
+                .map_err(|_| invalid(n, "public_key"))?;
+            req.peers.extend(peer.replace(PeerSet::new(k)));
+            continue;
+        }
+        match &mut peer {
+            None => req.interface.push(parse_device_line(key, value, n)?),
+            Some(p) => {
+                if let Some(op) = parse_peer_line(key, value, n)? {
+                    p.ops.push(op);
+                }
+            }
+        }
+    }
+}
+
+fn parse_device_line(key: &[u8], value: &[u8], n: usize) -> Result<InterfaceOp, UapiError> {
+    Ok(match key {
+        b"private_key" => {
+            let b = decode_hex_key(text(value, n, "private_key")?)
+                .map_err(|_| invalid(n, "private_key"))?;
+            if b.iter().all(|&x| x == 0) {
+                InterfaceOp::PrivateKey(None)
+            } else {
+                InterfaceOp::PrivateKey(Some(PrivateKey::from_bytes(*b)))
+            }
+        }
+        b"listen_port" => InterfaceOp::ListenPort(
+            parse_uint(text(value, n, "listen_port")?, u16::MAX.into())
+                .and_then(|v| u16::try_from(v).ok())
+                .ok_or_else(|| invalid(n, "listen_port"))?,
+        ),
+        b"fwmark" => InterfaceOp::Fwmark(
+            parse_uint(text(value, n, "fwmark")?, u32::MAX.into())
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| invalid(n, "fwmark"))?,
+        ),
+        b"replace_peers" => {
+            flag(value, n, "replace_peers")?;
+            InterfaceOp::ReplacePeers
+        }
+        _ => return Err(unknown_key(key, n, false)),
+    })
+}
+
+/// One peer line; `None` for `protocol_version=1`, which changes nothing.
+fn parse_peer_line(key: &[u8], value: &[u8], n: usize) -> Result<Option<PeerOp>, UapiError> {
+    Ok(Some(match key {
+        b"update_only" => {
+            flag(value, n, "update_only")?;
+            PeerOp::UpdateOnly
+        }
+        b"remove" => {
+            flag(value, n, "remove")?;
+            PeerOp::Remove
+        }
+        b"preshared_key" => PeerOp::PresharedKey(
+            PresharedKey::from_hex(text(value, n, "preshared_key")?)
+                .map_err(|_| invalid(n, "preshared_key"))?,
+        ),
+        b"endpoint" => PeerOp::Endpoint(
+            parse_endpoint(text(value, n, "endpoint")?).ok_or_else(|| invalid(n, "endpoint"))?,
+        ),
+        b"persistent_keepalive_interval" => {
+            let k = "persistent_keepalive_interval";
+            PeerOp::PersistentKeepalive(
+                parse_uint(text(value, n, k)?, u16::MAX.into())
+                    .and_then(|v| u16::try_from(v).ok())
+                    .ok_or_else(|| invalid(n, k))?,
+            )
+        }
+        b"replace_allowed_ips" => {
+            flag(value, n, "replace_allowed_ips")?;
+            PeerOp::ReplaceAllowedIps
+        }
+        b"allowed_ip" => {
+            let v = text(value, n, "allowed_ip")?;
+            match v.strip_prefix('-') {
+                Some(p) => PeerOp::RemoveAllowedIp(
+                    parse_prefix(p).ok_or_else(|| invalid(n, "allowed_ip"))?,
+                ),
+                None => PeerOp::AllowedIp(parse_prefix(v).ok_or_else(|| invalid(n, "allowed_ip"))?),
+            }
+        }
+        b"protocol_version" => {
+            if value != b"1" {
+                return Err(invalid(n, "protocol_version"));
+            }
+            return Ok(None);
+        }
+        _ => return Err(unknown_key(key, n, true)),
+    }))
+}
+
+fn invalid(line: usize, key: &'static str) -> UapiError {
+    UapiError::InvalidValue { line, key }
+}
+
+fn unknown_key(key: &[u8], line: usize, peer: bool) -> UapiError {
+    let shown = key.get(..SHOWN_KEY_LEN).unwrap_or(key);
+    UapiError::UnknownKey {
+        line,
+        key: String::from_utf8_lossy(shown).escape_debug().to_string(),
+        peer,
+    }
+}
+
+/// The value as UTF-8 (every valid value is ASCII).
+fn text<'a>(value: &'a [u8], line: usize, key: &'static str) -> Result<&'a str, UapiError> {
+    std::str::from_utf8(value).map_err(|_| invalid(line, key))
+}
+
+/// The only value wireguard-go accepts for a flag.
+fn flag(value: &[u8], line: usize, key: &'static str) -> Result<(), UapiError> {
+    if value == b"true" {
+        Ok(())
+    } else {
+        Err(invalid(line, key))
+    }
+}
+
+/// Go's `strconv.ParseUint(s, 10, bits)`: decimal digits only (leading zeros allowed, no sign,
+/// no underscore), at most `max`.
+fn parse_uint(s: &str, max: u64) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for b in s.bytes() {
+        let d = match b {
+            b'0'..=b'9' => u64::from(b - b'0'),
+            _ => return None,
+        };
+        v = v.checked_mul(10)?.checked_add(d)?;
+        if v > max {
+            return None;
+        }
+    }
+    Some(v)
+}
+
+/// Go's `netip.ParseAddrPort`, as wireguard-go's bind parses endpoints: `a.b.c.d:port` or
+/// `[ipv6]:port` / `[ipv6%zone]:port` (brackets exactly for IPv6). The port may be 0. Only a
+/// numeric zone is accepted (a `SocketAddrV6` holds a scope index, not an interface name).
+fn parse_endpoint(s: &str) -> Option<SocketAddr> {
+    let (host, port) = s.rsplit_once(':')?;
+    if host.is_empty() {
+        return None;
+    }
+    let port = u16::try_from(parse_uint(port, u16::MAX.into())?).ok()?;
+    match host.strip_prefix('[') {
+        Some(inner) => {
+            let inner = inner.strip_suffix(']')?;
+            let (addr, scope) = match inner.split_once('%') {
+                Some((a, zone)) => {
+                    let zone = u32::try_from(parse_uint(zone, u32::MAX.into())?).ok()?;
+                    (a, zone)
+                }
+                None => (inner, 0),
+            };
+            let addr = addr.parse::<Ipv6Addr>().ok()?;
+            Some(SocketAddr::V6(SocketAddrV6::new(addr, port, 0, scope)))
+        }
+        None => {
+            let addr = host.parse::<Ipv4Addr>().ok()?;
+            Some(SocketAddr::new(IpAddr::V4(addr), port))
+        }
+    }
+}
+
+/// Go's `netip.ParsePrefix`: `address/bits`, the `/bits` required, no zone, bits in range for
+/// the family: decimal digits, no sign (as current Go; the older Go that built Debian's
+/// wireguard-go took `/+8`), leading zeros allowed (as that Go). Host bits are kept (the table
+/// masks them).
+fn parse_prefix(s: &str) -> Option<AllowedIp> {
+    let (addr, bits) = s.rsplit_once('/')?;
+    let addr: IpAddr = if addr.contains(':') {
+        IpAddr::V6(addr.parse().ok()?)
+    } else {
+        IpAddr::V4(addr.parse().ok()?)
+    };
+    let bits = u8::try_from(parse_uint(bits, 128)?).ok()?;
+    AllowedIp::new(addr, bits)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying a set request
+// ---------------------------------------------------------------------------------------------
+
+/// What a `set` changed that the caller applies or needs to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceChange {
+    /// The listen port to bind (0: any); `None` if the request did not set it.
+    pub listen_port: Option<u16>,
+    /// The fwmark to set on the sockets: `Some(None)` removes it; `None` if not set.
+    pub fwmark: Option<Option<u32>>,
+    /// Peers created, in order.
+    pub peers_added: Vec<PeerId>,
+    /// Peers removed, in order. Ids are reused, so an id may be in both lists (e.g. a peer
+    /// created and removed by `update_only`, or removed and another one created in its slot).
+    pub peers_removed: Vec<PeerId>,
+}
+
+/// Limits checked before a request is applied.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_peers: usize,
+    max_prefixes: usize,
+}
+
+const LIMITS: Limits = Limits {
+    max_peers: MAX_PEERS,
+    max_prefixes: MAX_PREFIXES,
+};
+
+/// Applies a `set` request to the device and its AllowedIPs table, with wireguard-go's
+/// semantics, atomically: the request is checked first and, on error, nothing has changed.
+///
+/// - `private_key`: [`Device::set_private_key`] (clamped, as wireguard-go and the kernel do;
+///   a peer with the new public key is removed with its prefixes); the zero key removes it.
+/// - `listen_port` / `fwmark`: returned in [`InterfaceChange`] for the caller to apply to the
+///   sockets (if that fails, answer [`UapiError::AddrInUse`]).
+/// - `replace_peers`: every existing peer is removed before the blocks are applied.
+/// - A block for the device's own public key is ignored; one for an unknown key creates the
+///   peer (with the zero preshared key and no endpoint), unless `update_only` is in it.
+/// - `remove`: the peer and its prefixes go; `replace_allowed_ips` clears its prefixes;
+///   `allowed_ip` takes a prefix (from any other peer); `allowed_ip=-P` drops `P` if this peer
+///   owns it.
+/// - `persistent_keepalive_interval` from off to on sends a keepalive at the end of the block
+///   (a handshake first if there is no session); on to another value just changes it.
+///
+/// The table must hold only this device's peers (it is cleared by `replace_peers`).
+///
+/// Cost: `O(request)` plus one walk of the table per `remove` or `replace_allowed_ips` of a
+/// peer that existed before (none for peers the request created).
+pub fn apply(
+    req: SetRequest,
+    dev: &mut Device,
+    allowed: &mut AllowedIps<PeerId>,
+    now: Now,
+    out: &mut Vec<Transmit>,
+) -> Result<InterfaceChange, UapiError> {
+    apply_with_limits(req, dev, allowed, now, out, LIMITS)
+}
+
+fn apply_with_limits(
+    req: SetRequest,
+    dev: &mut Device,
+    allowed: &mut AllowedIps<PeerId>,
+    now: Now,
+    out: &mut Vec<Transmit>,
+    limits: Limits,
+) -> Result<InterfaceChange, UapiError> {
+    check(&req, dev, allowed, limits)?;
+    let mut change = InterfaceChange::default();
+    let mut applier = Applier {
+        dev,
+        allowed,
+        change: &mut change,
+        owns_nothing: HashSet::new(),
+    };
+    for op in req.interface {
+        applier.interface_op(op);
+    }
+    for block in req.peers {
+        applier.peer_block(block, now, out);
+    }
+    Ok(change)
+}
+
+/// The key actually installed for `k`: clamped, as `wg genkey` and the kernel do.
+fn clamped(k: &PrivateKey) -> PrivateKey {
+    let mut b = k.to_bytes();
+    clamp(&mut b);
+    PrivateKey::from_bytes(*b)
+}
+
+/// A dry run on the set of peer keys: everything that could make the request fail, checked
+/// before anything changes.
+fn check(
+    req: &SetRequest,
+    dev: &Device,
+    allowed: &AllowedIps<PeerId>,
+    limits: Limits,
+) -> Result<(), UapiError> {
+    let mut present: HashSet<PublicKey> = dev
+        .peer_ids()
+        .filter_map(|id| dev.peer(id).map(|p| *p.public_key()))
+        .collect();
+    let mut own = dev.has_private_key().then(|| dev.public_key());
+    for op in &req.interface {
+        match op {
+            InterfaceOp::PrivateKey(Some(k)) => {
+                let pk = k.public_key();
+                present.remove(&pk);
+                own = Some(pk);
+            }
+            InterfaceOp::PrivateKey(None) => own = None,
+            InterfaceOp::ReplacePeers => present.clear(),
+            InterfaceOp::ListenPort(_) | InterfaceOp::Fwmark(_) => {}
+        }
+    }
+    let mut added_prefixes: usize = 0;
+    for block in &req.peers {
+        let key = block.public_key;
+        let mut dummy = own == Some(key);
+        let mut created = false;
+        if !dummy && !present.contains(&key) {
+            if present.len() >= limits.max_peers {
+                return Err(UapiError::TooManyPeers);
+            }
+            present.insert(key);
+            created = true;
+        }
+        for op in &block.ops {
+            match op {
+                PeerOp::Remove => {
+                    if !dummy {
+                        present.remove(&key);
+                    }
+                    dummy = true;
+                }
+                PeerOp::UpdateOnly if created && !dummy => {
+                    present.remove(&key);
+                    dummy = true;
+                }
+                PeerOp::AllowedIp(_) if !dummy => added_prefixes += 1,
+                _ => {}
+            }
+        }
+    }
+    if allowed.len().saturating_add(added_prefixes) > limits.max_prefixes {
+        return Err(UapiError::TableFull);
+    }
+    Ok(())
+}
+
+struct Applier<'a> {
+    dev: &'a mut Device,
+    allowed: &'a mut AllowedIps<PeerId>,
+    change: &'a mut InterfaceChange,
+    /// Peers known to own no prefix (created by this request, or cleared, and given none
+    /// since): removing or clearing them needs no walk of the table.
+    owns_nothing: HashSet<PeerId>,
+}
+
+impl Applier<'_> {
+    fn interface_op(&mut self, op: InterfaceOp) {
+        match op {
+            InterfaceOp::PrivateKey(Some(k)) => {
+                if let Some(id) = self.dev.set_private_key(clamped(&k)) {
+                    self.forget_peer(id);
+                }
+            }
+            InterfaceOp::PrivateKey(None) => {
+                if self.dev.has_private_key() {
+                    let before: Vec<PeerId> = self.dev.peer_ids().collect();
+                    self.dev.clear_private_key();
+                    // The random placeholder key cannot clash with a peer in practice; if it
+                    // did, that peer's prefixes go with it.
+                    for id in before {
+                        if self.dev.peer(id).is_none() {
+                            self.forget_peer(id);
+                        }
+                    }
+                }
+            }
+            InterfaceOp::ListenPort(p) => self.change.listen_port = Some(p),
+            InterfaceOp::Fwmark(m) => self.change.fwmark = Some((m != 0).then_some(m)),
+            InterfaceOp::ReplacePeers => {
+                let ids: Vec<PeerId> = self.dev.peer_ids().collect();
+                for id in ids {
+                    self.dev.remove_peer(id);
+                    self.change.peers_removed.push(id);
+                }
+                // No peer is left, so no prefix has an owner.
+                self.allowed.clear();
+                self.owns_nothing.clear();
+            }
+        }
+    }
+
+    /// Drops the prefixes of a peer the device has removed.
+    fn forget_peer(&mut self, id: PeerId) {
+        if !self.owns_nothing.remove(&id) {
+            self.allowed.remove_by_value(id);
+        }
+        self.change.peers_removed.push(id);
+    }
+
+    fn remove_peer(&mut self, id: PeerId) {
+        self.dev.remove_peer(id);
+        self.forget_peer(id);
+    }
+
+    fn peer_block(&mut self, block: PeerSet, now: Now, out: &mut Vec<Transmit>) {
+        let key = block.public_key;
+        let own = self.dev.has_private_key().then(|| self.dev.public_key());
+        let mut created = false;
+        // `None`: wireguard-go's "dummy" peer, whose lines are parsed but change nothing.
+        let mut cur = if own == Some(key) {
+            None
+        } else if let Some(id) = self.dev.peer_by_key(&key) {
+            Some(id)
+        } else {
+            // Cannot fail: not our own key, not present (and the count was checked).
+            match self.dev.add_peer(key, PresharedKey::default()) {
+                Ok(id) => {
+                    created = true;
+                    self.owns_nothing.insert(id);
+                    self.change.peers_added.push(id);
+                    Some(id)
+                }
+                Err(_) => None,
+            }
+        };
+        let mut keepalive_on = false;
+        for op in block.ops {
+            let Some(id) = cur else { continue };
+            match op {
+                PeerOp::Remove => {
+                    self.remove_peer(id);
+                    cur = None;
+                }
+                PeerOp::UpdateOnly => {
+                    if created {
+                        self.remove_peer(id);
+                        cur = None;
+                    }
+                }
+                PeerOp::PresharedKey(k) => {
+                    if let Some(p) = self.dev.peer_mut(id) {
+                        p.set_preshared_key(k);
+                    }
+                }
+                PeerOp::Endpoint(a) => {
+                    if let Some(p) = self.dev.peer_mut(id) {
+                        p.set_endpoint(Endpoint::new(a));
+                    }
+                }
+                PeerOp::PersistentKeepalive(secs) => {
+                    let was_off = self
+                        .dev
+                        .peer(id)
+                        .is_none_or(|p| p.persistent_keepalive().is_none());
+                    if secs == 0 {
+                        self.dev.set_persistent_keepalive(id, now, None, out);
+                    } else if let Some(p) = self.dev.peer_mut(id) {
+                        // Only stored here; the keepalive (if turned on) leaves at the end of
+                        // the block, to the endpoint the block may still set.
+                        p.timers.persistent_keepalive_interval =
+                            Some(Duration::from_secs(secs.into()));
+                    }
+                    keepalive_on = was_off && secs != 0;
+                }
+                PeerOp::ReplaceAllowedIps => {
+                    if !self.owns_nothing.contains(&id) {
+                        self.allowed.remove_by_value(id);
+                        self.owns_nothing.insert(id);
+                    }
+                }
+                PeerOp::AllowedIp(a) => {
+                    // Cannot fail: the prefix length was checked by the parser, the table
+                    // size by `check`.
+                    let _ = self.allowed.insert(a.addr, a.cidr, id);
+                    self.owns_nothing.remove(&id);
+                }
+                PeerOp::RemoveAllowedIp(a) => {
+                    self.allowed.remove(a.addr, a.cidr, id);
+                }
+            }
+        }
+        if let Some(id) = cur.filter(|_| keepalive_on) {
+            let interval = self.dev.peer(id).and_then(|p| p.persistent_keepalive());
+            self.dev.set_persistent_keepalive(id, now, interval, out);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies
+// ---------------------------------------------------------------------------------------------
+
+/// The reply to `get=1`, as wireguard-go prints it, ending with `errno=0\n\n`:
+/// `private_key` (if the device has one), `listen_port` (if not 0), `fwmark` (if set), then for
+/// each peer `public_key`, `preshared_key`, `protocol_version=1`, `endpoint` (if known),
+/// `last_handshake_time_sec`, `last_handshake_time_nsec` (Unix time, 0 for never), `tx_bytes`,
+/// `rx_bytes`, `persistent_keepalive_interval`, and one `allowed_ip` per prefix. Keys are
+/// lowercase hex. Peers come in id order, prefixes in address order (IPv4 first).
+///
+/// The text contains the private key. `O(peers + prefixes)`.
+pub fn format_get(
+    dev: &Device,
+    allowed: &AllowedIps<PeerId>,
+    listen_port: u16,
+    fwmark: Option<u32>,
+) -> String {
+    let mut by_peer: HashMap<PeerId, Vec<(IpAddr, u8)>> = HashMap::new();
+    for (addr, cidr, id) in allowed.entries() {
+        by_peer.entry(id).or_default().push((addr, cidr));
+    }
+    let mut s = String::new();
+    if dev.has_private_key() {
+        s.push_str("private_key=");
+        s.push_str(&dev.private_key().to_hex());
+        s.push('\n');
+    }
+    if listen_port != 0 {
+        let _ = writeln!(s, "listen_port={listen_port}");
+    }
+    if let Some(m) = fwmark.filter(|&m| m != 0) {
+        let _ = writeln!(s, "fwmark={m}");
+    }
+    for id in dev.peer_ids() {
+        let Some(p) = dev.peer(id) else { continue };
+        let _ = writeln!(s, "public_key={}", p.public_key().to_hex());
+        s.push_str("preshared_key=");
+        s.push_str(&p.preshared_key().to_hex());
+        s.push('\n');
+        s.push_str("protocol_version=1\n");
+        if let Some(e) = p.endpoint() {
+            let _ = writeln!(s, "endpoint={}", e.addr);
+        }
+        let hs = p.stats.last_handshake.unwrap_or_default();
+        let _ = writeln!(s, "last_handshake_time_sec={}", hs.as_secs());
+        let _ = writeln!(s, "last_handshake_time_nsec={}", hs.subsec_nanos());
+        let _ = writeln!(s, "tx_bytes={}", p.stats.tx_bytes);
+        let _ = writeln!(s, "rx_bytes={}", p.stats.rx_bytes);
+        let pka = p.persistent_keepalive().map_or(0, |d| d.as_secs());
+        let _ = writeln!(s, "persistent_keepalive_interval={pka}");
+        for (addr, cidr) in by_peer.get(&id).into_iter().flatten() {
+            let _ = writeln!(s, "allowed_ip={addr}/{cidr}");
+        }
+    }
+    s.push_str("errno=0\n\n");
+    s
+}
+
+/// The reply to a `set`, or to a request that failed: `errno=N\n\n` (0, or a negative errno
+/// from [`UapiError::errno`]).
+pub fn format_errno(e: i32) -> String {
+    format!("errno={e}\n\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// From a configuration
+// ---------------------------------------------------------------------------------------------
+
+/// The request `wg setconf` (`replace_peers = true`) or `wg addconf` (`false`) sends for a
+/// configuration: `private_key`, `listen_port` and `fwmark` if the configuration has them,
+/// `replace_peers=true` if asked, then per peer `public_key`, `preshared_key`, `endpoint`,
+/// `persistent_keepalive_interval`, `replace_allowed_ips=true` and the `allowed_ip` lines.
+///
+/// The configuration model cannot tell an absent key from a zero/`off` one, so an absent
+/// `PrivateKey`, `ListenPort` or `FwMark` leaves the device's value alone (wg-quick sets the
+/// fwmark after `setconf`, which a reload must keep). With `replace_peers = false`, each peer's
+/// `preshared_key` and `persistent_keepalive_interval` are always sent (zero when absent), so
+/// an updated peer loses a PSK or keepalive the file no longer has.
+///
+/// Endpoints given as host names are left out (this function does no I/O): use
+/// [`set_request_from_config_with`] with a resolver for those.
+pub fn set_request_from_config(cfg: &Config, replace_peers: bool) -> SetRequest {
+    match set_request_from_config_with(cfg, replace_peers, |e| Ok::<_, Infallible>(e.socket_addr()))
+    {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
+/// [`set_request_from_config`], resolving each endpoint with `resolve` (`Ok(None)` leaves that
+/// peer's endpoint out; the first error is returned). A daemon reloading its file passes
+/// `|e| e.resolve().map(Some)`.
+pub fn set_request_from_config_with<E>(
+    cfg: &Config,
+    replace_peers: bool,
+    mut resolve: impl FnMut(&EndpointSpec) -> Result<Option<SocketAddr>, E>,
+) -> Result<SetRequest, E> {
+    let i = &cfg.interface;
+    let mut req = SetRequest::default();
+    if let Some(k) = &i.private_key {
+        req.interface.push(InterfaceOp::PrivateKey(Some(k.clone())));
+    }
+    if let Some(p) = i.listen_port {
+        req.interface.push(InterfaceOp::ListenPort(p));
+    }
+    if let Some(m) = i.fwmark {
+        req.interface.push(InterfaceOp::Fwmark(m));
+    }
+    if replace_peers {
+        req.interface.push(InterfaceOp::ReplacePeers);
+    }
+    for p in &cfg.peers {
+        let mut set = PeerSet::new(p.public_key);
+        match (&p.preshared_key, replace_peers) {
+            (Some(k), _) => set.ops.push(PeerOp::PresharedKey(k.clone())),
+            (None, false) => set.ops.push(PeerOp::PresharedKey(PresharedKey::default())),
+            (None, true) => {}
+        }
+        if let Some(e) = &p.endpoint {
+            if let Some(a) = resolve(e)? {
+                set.ops.push(PeerOp::Endpoint(a));
+            }
+        }
+        match (p.persistent_keepalive, replace_peers) {
+            (Some(secs), _) => set.ops.push(PeerOp::PersistentKeepalive(secs)),
+            (None, false) => set.ops.push(PeerOp::PersistentKeepalive(0)),
+            (None, true) => {}
+        }
+        set.ops.push(PeerOp::ReplaceAllowedIps);
+        set.ops
+            .extend(p.allowed_ips.iter().copied().map(PeerOp::AllowedIp));
+        req.peers.push(set);
+    }
+    Ok(req)
+}
+
+/// The request `wg syncconf` sends: [`set_request_from_config`] without `replace_peers`, plus
+/// `remove=true` for every peer of `dev` that the configuration does not list. Peers that stay
+/// keep their sessions.
+pub fn sync_request_from_config(cfg: &Config, dev: &Device) -> SetRequest {
+    let mut req = set_request_from_config(cfg, false);
+    let keep: HashSet<PublicKey> = cfg.peers.iter().map(|p| p.public_key).collect();
+    let removals: Vec<PeerSet> = dev
+        .peer_ids()
+        .filter_map(|id| dev.peer(id).map(|p| *p.public_key()))
+        .filter(|k| !keep.contains(k))
+        .map(|k| PeerSet {
+            public_key: k,
+            ops: vec![PeerOp::Remove],
+        })
+        .collect();
+    req.peers.splice(0..0, removals);
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::TransmitKind;
+    use rand_core::OsRng;
+
+    const WALL: Duration = Duration::from_secs(1_700_000_000);
+
+    fn now() -> Now {
+        Now::simulated(Duration::from_secs(5), WALL)
+    }
+
+    fn new_dev() -> Device {
+        Device::with_os_rng(PrivateKey::generate(&mut OsRng))
+    }
+
+    fn new_key() -> PublicKey {
+        PrivateKey::generate(&mut OsRng).public_key()
+    }
+
+    fn parse_set_text(text: &str) -> SetRequest {
+        match parse_request(text.as_bytes()) {
+            Ok(Request::Set(r)) => r,
+            other => panic!("not a set request: {other:?}"),
+        }
+    }
+
+    fn run(
+        text: &str,
+        dev: &mut Device,
+        allowed: &mut AllowedIps<PeerId>,
+    ) -> Result<InterfaceChange, UapiError> {
+        let mut out = Vec::new();
+        apply(parse_request_set(text)?, dev, allowed, now(), &mut out)
+    }
+
+    fn parse_request_set(text: &str) -> Result<SetRequest, UapiError> {
+        match parse_request(text.as_bytes())? {
+            Request::Set(r) => Ok(r),
+            Request::Get => panic!("get"),
+        }
+    }
+
+    fn get(dev: &Device, allowed: &AllowedIps<PeerId>) -> String {
+        format_get(dev, allowed, 51820, None)
+    }
+
+    /// The `key=value` lines of a get reply, checking its framing.
+    fn kv(reply: &str) -> Vec<(String, String)> {
+        let body = reply
+            .strip_suffix("errno=0\n\n")
+            .expect("ends with errno=0");
+        body.lines()
+            .map(|l| {
+                let (k, v) = l.split_once('=').expect("key=value");
+                (k.to_owned(), v.to_owned())
+            })
+            .collect()
+    }
+
+    fn prefixes(allowed: &AllowedIps<PeerId>, id: PeerId) -> Vec<String> {
+        allowed
+            .iter_by_value(id)
+            .map(|(a, c)| format!("{a}/{c}"))
+            .collect()
+    }
+
+    fn id_of(dev: &Device, k: &PublicKey) -> PeerId {
+        dev.peer_by_key(k).expect("peer exists")
+    }
+
+    fn errno_of(input: &[u8]) -> i32 {
+        match parse_request(input) {
+            Ok(r) => panic!("accepted: {r:?}"),
+            Err(e) => e.errno(),
+        }
+    }
+
+    /// xorshift64*: deterministic bytes for the robustness tests.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    // --- parsing ----------------------------------------------------------------------------
+
+    #[test]
+    fn get_request_forms() {
+        assert_eq!(parse_request(b"get=1\n\n"), Ok(Request::Get));
+        assert_eq!(parse_request(b"get=1\n"), Err(UapiError::Truncated));
+        assert_eq!(parse_request(b"get=1"), Err(UapiError::Truncated));
+        assert_eq!(parse_request(b"get=1\nx\n\n"), Err(UapiError::GetTrailing));
+        assert_eq!(parse_request(b"get=1\n\r\n"), Err(UapiError::GetTrailing));
+        assert_eq!(
+            parse_request(b"get=1\n\nget=1\n\n"),
+            Err(UapiError::TrailingData)
+        );
+        assert_eq!(
+            parse_request(b"get=1\r\n\n"),
+            Err(UapiError::UnknownOperation)
+        );
+        assert_eq!(
+            parse_request(b"get=2\n\n"),
+            Err(UapiError::UnknownOperation)
+        );
+        assert_eq!(parse_request(b"\n"), Err(UapiError::UnknownOperation));
+        assert_eq!(parse_request(b""), Err(UapiError::Truncated));
+        assert_eq!(
+            parse_request(b"set=1\n\n"),
+            Ok(Request::Set(SetRequest::default()))
+        );
+    }
+
+    #[test]
+    fn set_request_with_every_key() {
+        let sk = "18".repeat(32);
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        let psk = "cd".repeat(32);
+        let text = format!("set=1\nprivate_key={sk}\nlisten_port=51820\nfwmark=0x1\n\n");
+        assert_eq!(
+            parse_request(text.as_bytes()),
+            Err(UapiError::InvalidValue {
+                line: 4,
+                key: "fwmark"
+            })
+        );
+        let text = format!(
+            "set=1\nprivate_key={sk}\nlisten_port=51820\nfwmark=51820\nreplace_peers=true\n\
+             public_key={a}\nprotocol_version=1\npreshared_key={psk}\nendpoint=198.18.0.1:51820\n\
+             persistent_keepalive_interval=25\nreplace_allowed_ips=true\n\
+             allowed_ip=198.18.1.7/24\nallowed_ip=2001:db8::/32\nallowed_ip=-198.18.2.0/24\n\
+             public_key={}\nupdate_only=true\nendpoint=[2001:db8::1%3]:0\n\
+             public_key={b}\nremove=true\n\n",
+            b.to_uppercase()
+        );
+        let req = parse_set_text(&text);
+        let bytes: [u8; 32] = [0x18; 32];
+        assert_eq!(
+            req.interface,
+            vec![
+                InterfaceOp::PrivateKey(Some(PrivateKey::from_bytes(bytes))),
+                InterfaceOp::ListenPort(51820),
+                InterfaceOp::Fwmark(51820),
+                InterfaceOp::ReplacePeers,
+            ]
+        );
+        let pa = PublicKey::from_bytes([0xaa; 32]);
+        let pb = PublicKey::from_bytes([0xbb; 32]);
+        let ip = |s: &str| s.parse::<AllowedIp>().expect("prefix");
+        assert_eq!(
+            req.peers,
+            vec![
+                PeerSet {
+                    public_key: pa,
+                    ops: vec![
+                        PeerOp::PresharedKey(PresharedKey::from_bytes([0xcd; 32])),
+                        PeerOp::Endpoint("198.18.0.1:51820".parse().expect("addr")),
+                        PeerOp::PersistentKeepalive(25),
+                        PeerOp::ReplaceAllowedIps,
+                        PeerOp::AllowedIp(ip("198.18.1.7/24")),
+                        PeerOp::AllowedIp(ip("2001:db8::/32")),
+                        PeerOp::RemoveAllowedIp(ip("198.18.2.0/24")),
+                    ],
+                },
+                PeerSet {
+                    public_key: pb,
+                    ops: vec![
+                        PeerOp::UpdateOnly,
+                        PeerOp::Endpoint(SocketAddr::V6(SocketAddrV6::new(
+                            "2001:db8::1".parse().expect("v6"),
+                            0,
+                            0,
+                            3
+                        ))),
+                    ],
+                },
+                PeerSet {
+                    public_key: pb,
+                    ops: vec![PeerOp::Remove],
+                },
+            ]
+        );
+        assert_eq!(req.listen_port(), Some(51820));
+        assert_eq!(req.fwmark(), Some(Some(51820)));
+        // The request prints back to the same request.
+        assert_eq!(parse_set_text(&req.to_request_text()), req);
+    }
+
+    #[test]
+    fn crlf_lines_and_leading_zeros_as_wireguard_go() {
+        let req = parse_set_text("set=1\r\n\r\n".replace("set=1\r\n", "set=1\n").as_str());
+        assert_eq!(req, SetRequest::default());
+        let req = parse_set_text("set=1\nfwmark=10\r\nlisten_port=00080\r\n\r\n");
+        assert_eq!(
+            req.interface,
+            vec![InterfaceOp::Fwmark(10), InterfaceOp::ListenPort(80)]
+        );
+        let k = "aa".repeat(32);
+        let req = parse_set_text(&format!(
+            "set=1\npublic_key={k}\nallowed_ip=198.18.9.9/024\n\n"
+        ));
+        assert_eq!(
+            req.peers[0].ops,
+            vec![PeerOp::AllowedIp(AllowedIp {
+                addr: "198.18.9.9".parse().expect("v4"),
+                cidr: 24
+            })]
+        );
+    }
+
+    #[test]
+    fn every_error_class_has_a_negative_errno() {
+        let k = "aa".repeat(32);
+        let peer = |line: &str| format!("set=1\npublic_key={k}\n{line}\n\n");
+        let dev_line = |line: &str| format!("set=1\n{line}\n\n");
+        let einval = -libc::EINVAL;
+        let cases: Vec<(String, i32)> = vec![
+            // Not key=value: -EPROTO.
+            (dev_line("private_key"), -libc::EPROTO),
+            (peer("allowed_ip 198.18.0.0/24"), -libc::EPROTO),
+            // Truncated and trailing: -EPROTO.
+            ("set=1\nfwmark=9".into(), -libc::EPROTO),
+            ("set=1\nfwmark=9\n".into(), -libc::EPROTO),
+            ("set=1\n\nx".into(), -libc::EPROTO),
+            // Unknown keys: -EINVAL.
+            (dev_line("foo=1"), einval),
+            (dev_line("=1"), einval),
+            (dev_line("Private_key=1"), einval),
+            (dev_line("preshared_key=00"), einval),
+            (peer("replace_peers=true"), einval),
+            (peer("listen_port=1"), einval),
+            (peer("\u{ff}\u{fe}=1"), einval),
+            // Bad values: -EINVAL.
+            (dev_line("private_key="), einval),
+            (dev_line(&format!("private_key={}", "g".repeat(64))), einval),
+            (dev_line(&format!("private_key={}", "a".repeat(63))), einval),
+            (dev_line(&format!("private_key={}", "a".repeat(66))), einval),
+            (dev_line("listen_port=65536"), einval),
+            (dev_line("listen_port=+5"), einval),
+            (dev_line("listen_port=-1"), einval),
+            (dev_line("listen_port="), einval),
+            (dev_line("listen_port= 5"), einval),
+            (dev_line("fwmark=4294967296"), einval),
+            (dev_line("fwmark=1_000"), einval),
+            (dev_line("replace_peers=false"), einval),
+            (dev_line("replace_peers=TRUE"), einval),
+            ("set=1\npublic_key=xyz\n\n".into(), einval),
+            (format!("set=1\npublic_key={k}0\n\n"), einval),
+            (peer("remove=1"), einval),
+            (peer("update_only=yes"), einval),
+            (peer("replace_allowed_ips="), einval),
+            (peer("protocol_version=2"), einval),
+            (peer("protocol_version=01"), einval),
+            (peer("preshared_key=zz"), einval),
+            (peer("persistent_keepalive_interval=65536"), einval),
+            (peer("persistent_keepalive_interval=off"), einval),
+            (peer("endpoint=198.18.0.1"), einval),
+            (peer("endpoint=198.18.0.1:"), einval),
+            (peer("endpoint=:51820"), einval),
+            (peer("endpoint=198.18.0.1:65536"), einval),
+            (peer("endpoint=[198.18.0.1]:5"), einval),
+            (peer("endpoint=2001:db8::1:5"), einval),
+            (peer("endpoint=[2001:db8::1:5"), einval),
+            (peer("endpoint=[2001:db8::1%eth0]:5"), einval),
+            (peer("endpoint=host.example:5"), einval),
+            (peer("endpoint=198.018.0.1:5"), einval),
+            (peer("allowed_ip=198.18.0.1"), einval),
+            (peer("allowed_ip=198.18.0.0/33"), einval),
+            (peer("allowed_ip=2001:db8::/129"), einval),
+            (peer("allowed_ip=198.18.0.0/+8"), einval),
+            (peer("allowed_ip=198.18.0.0/"), einval),
+            (peer("allowed_ip=fe80::%1/64"), einval),
+            (peer("allowed_ip=--198.18.0.0/24"), einval),
+            (peer("allowed_ip=-"), einval),
+            // Unknown operation and junk after get: -EINVAL.
+            ("del=1\n\n".into(), einval),
+            ("get=1\nx\n\n".into(), einval),
+        ];
+        for (input, errno) in cases {
+            assert_eq!(errno_of(input.as_bytes()), errno, "{input:?}");
+        }
+        // Non-UTF-8 values.
+        let mut bad = b"set=1\nfwmark=".to_vec();
+        bad.extend_from_slice(&[0xff, 0xfe]);
+        bad.extend_from_slice(b"\n\n");
+        assert_eq!(
+            parse_request(&bad),
+            Err(UapiError::InvalidValue {
+                line: 2,
+                key: "fwmark"
+            })
+        );
+        // Size classes: -EIO. Apply-time classes keep their sign too.
+        for e in [
+            UapiError::RequestTooLarge,
+            UapiError::TooManyLines,
+            UapiError::LineTooLong { line: 2 },
+        ] {
+            assert_eq!(e.errno(), -libc::EIO);
+        }
+        assert_eq!(UapiError::TooManyPeers.errno(), einval);
+        assert_eq!(UapiError::TableFull.errno(), -libc::ENOMEM);
+        assert_eq!(UapiError::AddrInUse("x".into()).errno(), -98);
+        assert_eq!(format_errno(-22), "errno=-22\n\n");
+        assert_eq!(format_errno(0), "errno=0\n\n");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line_never_the_value() {
+        let secret = "5a".repeat(31) + "zz";
+        let e = parse_request(format!("set=1\nfwmark=1\nprivate_key={secret}\n\n").as_bytes())
+            .expect_err("bad hex");
+        let msg = e.to_string();
+        assert_eq!(msg, "line 3: invalid value for private_key");
+        assert!(!msg.contains("5a5a"));
+        let e = parse_request(b"set=1\nlisten_prot=1\n\n").expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            "line 2: invalid UAPI device key `listen_prot'"
+        );
+        let long_key = "k".repeat(1000);
+        let e = parse_request(format!("set=1\n{long_key}=1\n\n").as_bytes()).expect_err("unknown");
+        assert!(e.to_string().len() < 200);
+    }
+
+    #[test]
+    fn size_limits() {
+        // Over 1 MiB: refused before looking at it.
+        let mut big = b"set=1\n".to_vec();
+        big.resize(MAX_REQUEST_LEN + 1, b'a');
+        assert_eq!(parse_request(&big), Err(UapiError::RequestTooLarge));
+        // Too many (short, valid) lines.
+        let text = format!("set=1\n{}\n", "fwmark=1\n".repeat(MAX_LINES));
+        assert!(text.len() <= MAX_REQUEST_LEN);
+        assert_eq!(parse_request(text.as_bytes()), Err(UapiError::TooManyLines));
+        // The most lines allowed: the operation line, the blank line and MAX_LINES - 2 others.
+        let text = format!("set=1\n{}\n", "fwmark=1\n".repeat(MAX_LINES - 2));
+        let req = parse_set_text(&text);
+        assert_eq!(req.interface.len(), MAX_LINES - 2);
+        // A line of MAX_LINE_LEN bytes is read; one more is refused, with or without '\n'.
+        let ok = format!("set=1\nfwmark={}1\n\n", "0".repeat(MAX_LINE_LEN - 8));
+        assert_eq!(parse_set_text(&ok).interface, vec![InterfaceOp::Fwmark(1)]);
+        let long = format!("set=1\nfwmark={}1\n\n", "0".repeat(MAX_LINE_LEN - 7));
+        assert_eq!(
+            parse_request(long.as_bytes()),
+            Err(UapiError::LineTooLong { line: 2 })
+        );
+        let long = format!("set=1\nfwmark={}", "0".repeat(MAX_LINE_LEN));
+        assert_eq!(
+            parse_request(long.as_bytes()),
+            Err(UapiError::LineTooLong { line: 2 })
+        );
+    }
+
+    #[test]
+    fn a_megabyte_of_garbage_is_refused_without_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for prefix in [&b""[..], b"set=1\n", b"get=1\n", b"set=1\npublic_key="] {
+            for len in [MAX_REQUEST_LEN - prefix.len(), MAX_REQUEST_LEN + 1] {
+                let mut input = prefix.to_vec();
+                input.extend(rng.bytes(len));
+                assert!(parse_request(&input).is_err());
+            }
+        }
+        // Newline-heavy garbage: short lines, many of them.
+        let mut input = b"set=1\n".to_vec();
+        input.extend((0..MAX_REQUEST_LEN - 6).map(|i| if i % 3 == 2 { b'\n' } else { b'=' }));
+        assert!(parse_request(&input).is_err());
+    }
+
+    #[test]
+    fn random_bytes_of_many_lengths_never_panic() {
+        let mut rng = Rng(42);
+        let alphabet = b"=\n\r\0-/:.[]%0123456789abcdef";
+        for len in 0..3000 {
+            let raw = rng.bytes(len);
+            let _ = parse_request(&raw);
+            // Mostly the characters the grammar cares about, after a valid first line.
+            let mut text = if len % 2 == 0 {
+                b"set=1\n".to_vec()
+            } else {
+                b"get=1\n".to_vec()
+            };
+            text.extend((0..len).map(|_| alphabet[rng.below(alphabet.len())]));
+            let _ = parse_request(&text);
+        }
+    }
+
+    #[test]
+    fn mutated_requests_never_panic_and_print_back() {
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        let base = format!(
+            "set=1\nprivate_key={}\nlisten_port=51820\nfwmark=7\nreplace_peers=true\n\
+             public_key={a}\npreshared_key={}\nendpoint=[2001:db8::1]:51820\n\
+             persistent_keepalive_interval=25\nreplace_allowed_ips=true\n\
+             allowed_ip=198.18.0.0/24\nallowed_ip=2001:db8:1::/48\nallowed_ip=-198.18.0.0/24\n\
+             public_key={b}\nupdate_only=true\nallowed_ip=198.18.1.0/24\nprotocol_version=1\n\
+             public_key={a}\nremove=true\n\n",
+            "18".repeat(32),
+            "cd".repeat(32)
+        );
+        let mut rng = Rng(7);
+        let mut accepted = 0;
+        for _ in 0..3000 {
+            let mut m = base.clone().into_bytes();
+            let alphabet = b"0123456789abcdef=\n:/.-[]";
+            for _ in 0..1 + rng.below(2) {
+                if m.is_empty() {
+                    break;
+                }
+                let i = rng.below(m.len());
+                match rng.below(8) {
+                    0 => m[i] = rng.next() as u8,
+                    1 | 2 => {
+                        m.remove(i);
+                    }
+                    3 | 4 => m.insert(i, alphabet[rng.below(alphabet.len())]),
+                    5 => m.truncate(i),
+                    _ => m[i] = alphabet[rng.below(alphabet.len())],
+                }
+            }
+            if let Ok(Request::Set(req)) = parse_request(&m) {
+                accepted += 1;
+                assert_eq!(parse_set_text(&req.to_request_text()), req);
+                let mut dev = new_dev();
+                let mut allowed = AllowedIps::new();
+                let mut out = Vec::new();
+                apply(req, &mut dev, &mut allowed, now(), &mut out).expect("applies");
+                let reply = format_get(&dev, &allowed, 1, Some(2));
+                assert!(reply.ends_with("errno=0\n\n"));
+            }
+        }
+        assert!(accepted > 100, "only {accepted} mutations parsed");
+    }
+
+    // --- get --------------------------------------------------------------------------------
+
+    #[test]
+    fn get_reply_is_byte_for_byte_wireguard_go() {
+        let mut dev = Device::with_os_rng(PrivateKey::from_bytes([0x18; 32]));
+        let mut allowed = AllowedIps::new();
+        let pa = PublicKey::from_bytes([0xaa; 32]);
+        let id = dev.add_peer(pa, PresharedKey::default()).expect("add");
+        {
+            let p = dev.peer_mut(id).expect("peer");
+            p.set_endpoint(Endpoint::new("198.18.0.1:51820".parse().expect("addr")));
+            p.stats.tx_bytes = 1234;
+            p.stats.rx_bytes = 5678;
+            p.stats.last_handshake = Some(Duration::new(1_700_000_123, 456_789));
+            p.timers.persistent_keepalive_interval = Some(Duration::from_secs(25));
+        }
+        for (a, c) in [("198.18.5.0", 24), ("2001:db8::", 32), ("198.18.1.0", 24)] {
+            allowed
+                .insert(a.parse().expect("ip"), c, id)
+                .expect("insert");
+        }
+        let pb = PublicKey::from_bytes([0xbb; 32]);
+        let idb = dev
+            .add_peer(pb, PresharedKey::from_bytes([0x01; 32]))
+            .expect("add");
+        allowed
+            .insert("2001:db8:1::".parse().expect("ip"), 48, idb)
+            .expect("insert");
+        let clamped_key_hex = format!("{}58", "18".repeat(31));
+        let expected = format!(
+            "private_key={}\nlisten_port=44951\nfwmark=7\n\
+             public_key={}\npreshared_key={}\nprotocol_version=1\nendpoint=198.18.0.1:51820\n\
+             last_handshake_time_sec=1700000123\nlast_handshake_time_nsec=456789\n\
+             tx_bytes=1234\nrx_bytes=5678\npersistent_keepalive_interval=25\n\
+             allowed_ip=198.18.1.0/24\nallowed_ip=198.18.5.0/24\nallowed_ip=2001:db8::/32\n\
+             public_key={}\npreshared_key={}\nprotocol_version=1\n\
+             last_handshake_time_sec=0\nlast_handshake_time_nsec=0\n\
+             tx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=0\n\
+             allowed_ip=2001:db8:1::/48\nerrno=0\n\n",
+            // The device stores its key clamped (0x18 in the last byte becomes 0x58).
+            clamped_key_hex,
+            "aa".repeat(32),
+            "00".repeat(32),
+            "bb".repeat(32),
+            "01".repeat(32),
+        );
+        assert_eq!(format_get(&dev, &allowed, 44951, Some(7)), expected);
+        // No listen_port line for 0, no fwmark line for none or 0.
+        let reply = format_get(&dev, &allowed, 0, Some(0));
+        assert!(!reply.contains("listen_port=") && !reply.contains("fwmark="));
+        // An IPv6 endpoint in brackets.
+        dev.peer_mut(idb)
+            .expect("peer")
+            .set_endpoint(Endpoint::new("[2001:db8::9]:7".parse().expect("addr")));
+        assert!(get(&dev, &allowed).contains("\nendpoint=[2001:db8::9]:7\n"));
+    }
+
+    #[test]
+    fn private_key_is_clamped_like_wireguard_go() {
+        // wireguard-go answers this `set` with the clamped key in `get` (checked against
+        // Debian's wireguard-go 0.0.20220316).
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let sk = format!("18{}", "11".repeat(31));
+        run(
+            &format!("set=1\nprivate_key={sk}\n\n"),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        let reply = get(&dev, &allowed);
+        assert!(reply.starts_with(&format!("private_key=18{}51\n", "11".repeat(30))));
+        // Setting the same key again changes nothing.
+        let pk = dev.public_key();
+        run(
+            &format!("set=1\nprivate_key={sk}\n\n"),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert_eq!(dev.public_key(), pk);
+    }
+
+    // --- set semantics ----------------------------------------------------------------------
+
+    #[test]
+    fn config_to_set_to_get_round_trip() {
+        let sk = PrivateKey::generate(&mut OsRng);
+        let (pa, pb) = (new_key(), new_key());
+        let psk = PresharedKey::generate(&mut OsRng);
+        let text = format!(
+            "[Interface]\nPrivateKey = {}\nListenPort = 51820\nFwMark = 0x1234\n\n\
+             [Peer]\nPublicKey = {}\nPresharedKey = {}\nEndpoint = 198.18.0.1:51820\n\
+             PersistentKeepalive = 25\nAllowedIPs = 198.18.1.0/24, 2001:db8:a::/48\n\n\
+             [Peer]\nPublicKey = {}\nEndpoint = [2001:db8::2]:51821\n\
+             AllowedIPs = 198.18.2.1/32\n",
+            sk.to_base64().as_str(),
+            pa.to_base64(),
+            psk.to_base64().as_str(),
+            pb.to_base64()
+        );
+        let cfg = Config::parse(&text, "wg0.conf").expect("config");
+        let req = set_request_from_config(&cfg, true);
+        // What `wg setconf` sends, and it parses back to the same request.
+        let wire = req.to_request_text();
+        assert!(wire.starts_with("set=1\nprivate_key="));
+        assert!(wire.contains("\nlisten_port=51820\nfwmark=4660\nreplace_peers=true\npublic_key="));
+        assert_eq!(wire.matches("replace_allowed_ips=true\n").count(), 2);
+        assert!(!wire.contains("persistent_keepalive_interval=0"));
+        assert_eq!(parse_set_text(&wire), req);
+
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let mut out = Vec::new();
+        let change = apply(req, &mut dev, &mut allowed, now(), &mut out).expect("apply");
+        assert_eq!(change.listen_port, Some(51820));
+        assert_eq!(change.fwmark, Some(Some(0x1234)));
+        assert_eq!(change.peers_added.len(), 2);
+        assert!(change.peers_removed.is_empty());
+        // Turning the keepalive on sent something to peer A (a handshake: no session yet).
+        assert!(out.iter().any(|t| t.peer == dev.peer_by_key(&pa)
+            && t.endpoint.addr == "198.18.0.1:51820".parse().expect("addr")
+            && t.kind == TransmitKind::Initiation));
+
+        let pairs = kv(&format_get(&dev, &allowed, 51820, change.fwmark.flatten()));
+        let value = |k: &str| -> Vec<&str> {
+            pairs
+                .iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(value("private_key"), vec![clamped(&sk).to_hex().as_str()]);
+        assert_eq!(value("listen_port"), vec!["51820"]);
+        assert_eq!(value("fwmark"), vec!["4660"]);
+        let mut keys = value("public_key");
+        keys.sort_unstable();
+        let mut want = vec![pa.to_hex(), pb.to_hex()];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        // Per peer, in the reply's order.
+        let mut peers: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        let mut current = String::new();
+        for (k, v) in &pairs {
+            if k == "public_key" {
+                current = v.clone();
+            } else if !current.is_empty() {
+                peers
+                    .entry(current.clone())
+                    .or_default()
+                    .push((k.clone(), v.clone()));
+            }
+        }
+        let a = &peers[&pa.to_hex()];
+        let a_keys: Vec<&str> = a.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            a_keys,
+            [
+                "preshared_key",
+                "protocol_version",
+                "endpoint",
+                "last_handshake_time_sec",
+                "last_handshake_time_nsec",
+                "tx_bytes",
+                "rx_bytes",
+                "persistent_keepalive_interval",
+                "allowed_ip",
+                "allowed_ip"
+            ]
+        );
+        let a_get = |k: &str| -> Vec<String> {
+            a.iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        assert_eq!(a_get("preshared_key"), vec![psk.to_hex().to_string()]);
+        assert_eq!(a_get("endpoint"), vec!["198.18.0.1:51820"]);
+        assert_eq!(a_get("persistent_keepalive_interval"), vec!["25"]);
+        assert_eq!(a_get("last_handshake_time_sec"), vec!["0"]);
+        assert_eq!(
+            a_get("allowed_ip"),
+            vec!["198.18.1.0/24", "2001:db8:a::/48"]
+        );
+        let b = &peers[&pb.to_hex()];
+        assert!(b.contains(&("preshared_key".into(), "00".repeat(32))));
+        assert!(b.contains(&("endpoint".into(), "[2001:db8::2]:51821".into())));
+        assert!(b.contains(&("persistent_keepalive_interval".into(), "0".into())));
+        assert!(b.contains(&("allowed_ip".into(), "198.18.2.1/32".into())));
+
+        // Applying the same configuration again gives the same reply (peers are re-created).
+        let before = get(&dev, &allowed);
+        let mut out = Vec::new();
+        apply(
+            set_request_from_config(&cfg, true),
+            &mut dev,
+            &mut allowed,
+            now(),
+            &mut out,
+        )
+        .expect("apply");
+        assert_eq!(get(&dev, &allowed), before);
+    }
+
+    #[test]
+    fn host_name_endpoints_need_a_resolver() {
+        let pa = new_key();
+        let cfg = Config::parse(
+            &format!(
+                "[Peer]\nPublicKey = {}\nEndpoint = vpn.example:51820\nAllowedIPs = 198.18.0.0/24\n",
+                pa.to_base64()
+            ),
+            "x",
+        )
+        .expect("config");
+        let req = set_request_from_config(&cfg, true);
+        assert!(
+            !req.peers[0]
+                .ops
+                .iter()
+                .any(|o| matches!(o, PeerOp::Endpoint(_)))
+        );
+        assert_eq!(req.interface, vec![InterfaceOp::ReplacePeers]);
+        let addr: SocketAddr = "198.18.0.9:51820".parse().expect("addr");
+        let req = set_request_from_config_with(&cfg, true, |e| {
+            assert_eq!(e.host, "vpn.example");
+            Ok::<_, ()>(Some(SocketAddr::new(addr.ip(), e.port)))
+        })
+        .expect("resolved");
+        assert!(req.peers[0].ops.contains(&PeerOp::Endpoint(addr)));
+        assert_eq!(
+            set_request_from_config_with(&cfg, true, |_| Err("no such host")),
+            Err("no such host")
+        );
+    }
+
+    #[test]
+    fn an_error_anywhere_changes_nothing() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let (pa, pb) = (new_key(), new_key());
+        run(
+            &format!(
+                "set=1\npublic_key={}\nallowed_ip=198.18.0.0/24\nendpoint=198.18.0.1:1\n\
+                 public_key={}\nallowed_ip=198.18.1.0/24\n\n",
+                pa.to_hex(),
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        let before = get(&dev, &allowed);
+        let own = dev.public_key();
+        let sweeping = format!(
+            "set=1\nprivate_key={}\nreplace_peers=true\npublic_key={}\nallowed_ip=198.18.1.0/24\n\
+             endpoint=198.18.0.2:2\npersistent_keepalive_interval=5\npublic_key={}\nremove=true\n",
+            "77".repeat(32),
+            new_key().to_hex(),
+            pa.to_hex()
+        );
+        // The last line is bad: a parse error, so apply never runs.
+        for bad_last in [
+            "allowed_ip=198.18.0.0/33\n\n",
+            "bogus=1\n\n",
+            "remove\n\n",
+            "",
+        ] {
+            assert!(run(&format!("{sweeping}{bad_last}"), &mut dev, &mut allowed).is_err());
+            assert_eq!(get(&dev, &allowed), before);
+            assert_eq!(dev.public_key(), own);
+        }
+        // A check failure after many valid changes: nothing applied either.
+        let mut many = String::from("set=1\nfwmark=3\n");
+        let _ = writeln!(many, "public_key={}\nremove=true", pa.to_hex());
+        let _ = writeln!(many, "public_key={}\nallowed_ip=198.18.7.0/24", pb.to_hex());
+        for _ in 0..3 {
+            let _ = writeln!(
+                many,
+                "public_key={}\nallowed_ip=2001:db8::/32",
+                new_key().to_hex()
+            );
+        }
+        many.push('\n');
+        let small = Limits {
+            max_peers: 3,
+            max_prefixes: 100,
+        };
+        let mut out = Vec::new();
+        assert_eq!(
+            apply_with_limits(
+                parse_set_text(&many),
+                &mut dev,
+                &mut allowed,
+                now(),
+                &mut out,
+                small
+            ),
+            Err(UapiError::TooManyPeers)
+        );
+        assert_eq!(get(&dev, &allowed), before);
+        let tight = Limits {
+            max_peers: 10,
+            max_prefixes: 5,
+        };
+        assert_eq!(
+            apply_with_limits(
+                parse_set_text(&many),
+                &mut dev,
+                &mut allowed,
+                now(),
+                &mut out,
+                tight
+            ),
+            Err(UapiError::TableFull)
+        );
+        assert_eq!(get(&dev, &allowed), before);
+        assert!(out.is_empty());
+        // Within the limits (A is removed first, so three new peers fit in four), it applies.
+        let fits = Limits {
+            max_peers: 4,
+            max_prefixes: 6,
+        };
+        apply_with_limits(
+            parse_set_text(&many),
+            &mut dev,
+            &mut allowed,
+            now(),
+            &mut out,
+            fits,
+        )
+        .expect("fits");
+        assert_eq!(dev.peer_ids().count(), 4);
+    }
+
+    #[test]
+    fn replace_peers_removes_every_peer_first() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let (pa, pb, pc) = (new_key(), new_key(), new_key());
+        run(
+            &format!(
+                "set=1\npublic_key={}\npreshared_key={}\nallowed_ip=198.18.0.0/24\n\
+                 public_key={}\nallowed_ip=198.18.1.0/24\n\n",
+                pa.to_hex(),
+                "11".repeat(32),
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        let (ida, idb) = (id_of(&dev, &pa), id_of(&dev, &pb));
+        let change = run(
+            &format!(
+                "set=1\nreplace_peers=true\npublic_key={}\nallowed_ip=198.18.2.0/24\n\
+                 public_key={}\n\n",
+                pa.to_hex(),
+                pc.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        let mut removed = change.peers_removed.clone();
+        removed.sort();
+        assert_eq!(removed, {
+            let mut v = vec![ida, idb];
+            v.sort();
+            v
+        });
+        assert_eq!(change.peers_added.len(), 2);
+        assert!(dev.peer_by_key(&pb).is_none());
+        let ida = id_of(&dev, &pa);
+        // A was re-created: its old PSK and prefix are gone.
+        assert!(dev.peer(ida).expect("peer").preshared_key().is_zero());
+        assert_eq!(prefixes(&allowed, ida), ["198.18.2.0/24"]);
+        assert_eq!(allowed.len(), 1);
+        assert!(dev.peer_by_key(&pc).is_some());
+        // replace_peers alone empties the device.
+        run("set=1\nreplace_peers=true\n\n", &mut dev, &mut allowed).expect("set");
+        assert_eq!(dev.peer_ids().count(), 0);
+        assert!(allowed.is_empty());
+    }
+
+    #[test]
+    fn remove_drops_the_peer_and_ignores_the_rest_of_its_block() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let (pa, pb) = (new_key(), new_key());
+        run(
+            &format!(
+                "set=1\npublic_key={}\nallowed_ip=198.18.0.0/24\nallowed_ip=2001:db8::/32\n\
+                 public_key={}\nallowed_ip=198.18.1.0/24\n\n",
+                pa.to_hex(),
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        let (ida, idb) = (id_of(&dev, &pa), id_of(&dev, &pb));
+        let change = run(
+            &format!(
+                "set=1\npublic_key={}\nremove=true\nallowed_ip=198.18.1.0/24\n\
+                 endpoint=198.18.0.1:1\n\n",
+                pa.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert_eq!(change.peers_removed, vec![ida]);
+        assert!(change.peers_added.is_empty());
+        assert!(dev.peer_by_key(&pa).is_none());
+        assert!(prefixes(&allowed, ida).is_empty());
+        // The line after `remove` did not take B's prefix.
+        assert_eq!(prefixes(&allowed, idb), ["198.18.1.0/24"]);
+        // Removing an unknown peer creates nothing (wireguard-go creates and removes it).
+        let pc = new_key();
+        run(
+            &format!("set=1\npublic_key={}\nremove=true\n\n", pc.to_hex()),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert!(dev.peer_by_key(&pc).is_none());
+        assert_eq!(dev.peer_ids().count(), 1);
+        // A peer removed and added again in one request starts afresh.
+        run(
+            &format!(
+                "set=1\npublic_key={0}\nremove=true\npublic_key={0}\nallowed_ip=198.18.3.0/24\n\n",
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert_eq!(prefixes(&allowed, id_of(&dev, &pb)), ["198.18.3.0/24"]);
+        assert_eq!(allowed.len(), 1);
+    }
+
+    #[test]
+    fn update_only_never_creates() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let (pa, pb) = (new_key(), new_key());
+        run(
+            &format!(
+                "set=1\npublic_key={}\nallowed_ip=198.18.0.0/24\n\n",
+                pa.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        let ida = id_of(&dev, &pa);
+        let change = run(
+            &format!(
+                "set=1\npublic_key={}\nupdate_only=true\nendpoint=198.18.0.1:51820\n\
+                 allowed_ip=198.18.1.0/24\npublic_key={}\nupdate_only=true\n\
+                 allowed_ip=198.18.0.0/24\nendpoint=198.18.0.2:1\n\n",
+                pa.to_hex(),
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert!(dev.peer_by_key(&pb).is_none());
+        assert_eq!(
+            dev.peer(ida).and_then(|p| p.endpoint()).map(|e| e.addr),
+            Some("198.18.0.1:51820".parse().expect("addr"))
+        );
+        // B's lines did not take A's prefix.
+        assert_eq!(prefixes(&allowed, ida), ["198.18.0.0/24", "198.18.1.0/24"]);
+        // As in wireguard-go, the unknown peer was created and removed again.
+        assert_eq!(change.peers_added.len(), 1);
+        assert_eq!(change.peers_added, change.peers_removed);
+        // wireguard-go applies lines in order: `update_only` after an `allowed_ip` of a new peer
+        // removes the peer and the prefix it had just taken.
+        run(
+            &format!(
+                "set=1\npublic_key={}\nallowed_ip=198.18.1.0/24\nupdate_only=true\n\n",
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert!(dev.peer_by_key(&pb).is_none());
+        assert_eq!(prefixes(&allowed, ida), ["198.18.0.0/24"]);
+    }
+
+    #[test]
+    fn allowed_ips_move_between_peers_and_minus_removes_one() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let (pa, pb) = (new_key(), new_key());
+        run(
+            &format!(
+                "set=1\npublic_key={}\nallowed_ip=198.18.0.0/24\nallowed_ip=2001:db8::/32\n\
+                 allowed_ip=198.18.9.0/24\npublic_key={}\nallowed_ip=198.18.1.0/24\n\n",
+                pa.to_hex(),
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        let (ida, idb) = (id_of(&dev, &pa), id_of(&dev, &pb));
+        // B takes A's IPv6 prefix (host bits ignored) and removes one of its own by `-`; a
+        // `-` for a prefix B does not own (A's 198.18.0.0/24) leaves it with A.
+        run(
+            &format!(
+                "set=1\npublic_key={}\nallowed_ip=2001:db8::1/32\nallowed_ip=-198.18.1.9/24\n\
+                 allowed_ip=-198.18.0.0/24\nallowed_ip=-2001:db8:ffff::/48\n\n",
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert_eq!(prefixes(&allowed, ida), ["198.18.0.0/24", "198.18.9.0/24"]);
+        assert_eq!(prefixes(&allowed, idb), ["2001:db8::/32"]);
+        // replace_allowed_ips clears only that peer's, then adds.
+        run(
+            &format!(
+                "set=1\npublic_key={}\nreplace_allowed_ips=true\nallowed_ip=198.18.4.0/22\n\n",
+                pa.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert_eq!(prefixes(&allowed, ida), ["198.18.4.0/22"]);
+        assert_eq!(prefixes(&allowed, idb), ["2001:db8::/32"]);
+        // In order: an `allowed_ip` before `replace_allowed_ips` is cleared with the rest.
+        run(
+            &format!(
+                "set=1\npublic_key={}\nallowed_ip=198.18.12.0/24\nreplace_allowed_ips=true\n\n",
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert!(prefixes(&allowed, idb).is_empty());
+        assert_eq!(allowed.lookup("198.18.12.1".parse().expect("ip")), None);
+    }
+
+    #[test]
+    fn zero_values_remove() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let pa = new_key();
+        let change = run(
+            &format!(
+                "set=1\nfwmark=5\npublic_key={}\npreshared_key={}\npersistent_keepalive_interval=9\n\n",
+                pa.to_hex(),
+                "42".repeat(32)
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert_eq!(change.fwmark, Some(Some(5)));
+        let ida = id_of(&dev, &pa);
+        assert!(!dev.peer(ida).expect("peer").preshared_key().is_zero());
+        let change = run(
+            &format!(
+                "set=1\nprivate_key={}\nfwmark=0\npublic_key={}\npreshared_key={}\n\
+                 persistent_keepalive_interval=0\n\n",
+                "00".repeat(32),
+                pa.to_hex(),
+                "00".repeat(32)
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert_eq!(change.fwmark, Some(None));
+        assert_eq!(change.listen_port, None);
+        assert!(!dev.has_private_key());
+        let p = dev.peer(ida).expect("peer");
+        assert!(p.preshared_key().is_zero());
+        assert_eq!(p.persistent_keepalive(), None);
+        let reply = format_get(&dev, &allowed, 51820, change.fwmark.flatten());
+        assert!(reply.starts_with("listen_port=51820\npublic_key="));
+        assert!(reply.contains(&format!("preshared_key={}\n", "00".repeat(32))));
+        assert!(reply.contains("persistent_keepalive_interval=0\n"));
+        // Removing an absent key again is fine; a new key brings the line back.
+        run(
+            &format!("set=1\nprivate_key={}\n\n", "00".repeat(32)),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert!(!dev.has_private_key());
+        run(
+            &format!("set=1\nprivate_key={}\n\n", "48".repeat(32)),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert!(get(&dev, &allowed).starts_with(&format!("private_key={}", "48".repeat(32))));
+    }
+
+    #[test]
+    fn own_public_key_is_ignored_and_a_clashing_private_key_drops_the_peer() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let own = dev.public_key();
+        let change = run(
+            &format!(
+                "set=1\npublic_key={}\nallowed_ip=198.18.0.0/24\nendpoint=198.18.0.1:1\n\n",
+                own.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("silently ignored, as wireguard-go and the kernel do");
+        assert_eq!(change, InterfaceChange::default());
+        assert_eq!(dev.peer_ids().count(), 0);
+        assert!(allowed.is_empty());
+        // A peer whose key becomes the device's own goes, with its prefixes; the peer block
+        // for it after the key change is then ignored too.
+        let new_sk = PrivateKey::generate(&mut OsRng);
+        let clash = new_sk.public_key();
+        let other = new_key();
+        run(
+            &format!(
+                "set=1\npublic_key={}\nallowed_ip=198.18.1.0/24\npublic_key={}\n\
+                 allowed_ip=198.18.2.0/24\n\n",
+                clash.to_hex(),
+                other.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        let idc = id_of(&dev, &clash);
+        let change = run(
+            &format!(
+                "set=1\nprivate_key={}\npublic_key={}\nallowed_ip=198.18.3.0/24\n\n",
+                new_sk.to_hex().as_str(),
+                clash.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert_eq!(change.peers_removed, vec![idc]);
+        assert!(change.peers_added.is_empty());
+        assert_eq!(dev.public_key(), clash);
+        assert!(dev.peer_by_key(&clash).is_none());
+        assert_eq!(allowed.len(), 1);
+        assert_eq!(prefixes(&allowed, id_of(&dev, &other)), ["198.18.2.0/24"]);
+    }
+
+    #[test]
+    fn keepalive_is_sent_when_turned_on_only() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let pa = new_key();
+        let mut out = Vec::new();
+        // Keepalive before endpoint in the block: the packet still goes to that endpoint.
+        let req = parse_set_text(&format!(
+            "set=1\npublic_key={}\npersistent_keepalive_interval=25\nendpoint=198.18.0.7:51820\n\n",
+            pa.to_hex()
+        ));
+        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("set");
+        let ida = id_of(&dev, &pa);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].peer, Some(ida));
+        assert_eq!(
+            out[0].endpoint.addr,
+            "198.18.0.7:51820".parse().expect("addr")
+        );
+        assert_eq!(
+            dev.peer(ida).and_then(|p| p.persistent_keepalive()),
+            Some(Duration::from_secs(25))
+        );
+        // On to another value: changed, nothing sent.
+        out.clear();
+        let req = parse_set_text(&format!(
+            "set=1\npublic_key={}\npersistent_keepalive_interval=30\n\n",
+            pa.to_hex()
+        ));
+        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("set");
+        assert!(out.is_empty());
+        assert_eq!(
+            dev.peer(ida).and_then(|p| p.persistent_keepalive()),
+            Some(Duration::from_secs(30))
+        );
+        // Off: nothing sent; off then on in one block: sent.
+        let req = parse_set_text(&format!(
+            "set=1\npublic_key={}\npersistent_keepalive_interval=0\n\n",
+            pa.to_hex()
+        ));
+        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("set");
+        assert!(out.is_empty());
+        assert_eq!(dev.peer(ida).and_then(|p| p.persistent_keepalive()), None);
+        let req = parse_set_text(&format!(
+            "set=1\npublic_key={}\npersistent_keepalive_interval=0\n\
+             persistent_keepalive_interval=10\n\n",
+            pa.to_hex()
+        ));
+        apply(
+            req,
+            &mut dev,
+            &mut allowed,
+            now().after(Duration::from_secs(10)),
+            &mut out,
+        )
+        .expect("set");
+        assert!(!out.is_empty());
+        // On, then off again within the block: nothing sent.
+        out.clear();
+        let pb = new_key();
+        let req = parse_set_text(&format!(
+            "set=1\npublic_key={}\nendpoint=198.18.0.8:1\npersistent_keepalive_interval=10\n\
+             persistent_keepalive_interval=0\n\n",
+            pb.to_hex()
+        ));
+        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("set");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn listen_port_and_fwmark_last_value_wins() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let change = run(
+            "set=1\nlisten_port=1\nfwmark=2\nlisten_port=0\nfwmark=0\nfwmark=3\n\n",
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        assert_eq!(change.listen_port, Some(0));
+        assert_eq!(change.fwmark, Some(Some(3)));
+    }
+
+    #[test]
+    fn sync_request_removes_peers_not_in_the_file() {
+        let mut dev = new_dev();
+        let mut allowed = AllowedIps::new();
+        let (pa, pb, pc) = (new_key(), new_key(), new_key());
+        run(
+            &format!(
+                "set=1\npublic_key={}\npreshared_key={}\npersistent_keepalive_interval=5\n\
+                 allowed_ip=198.18.0.0/24\npublic_key={}\nallowed_ip=198.18.1.0/24\n\n",
+                pa.to_hex(),
+                "33".repeat(32),
+                pb.to_hex()
+            ),
+            &mut dev,
+            &mut allowed,
+        )
+        .expect("set");
+        let ida = id_of(&dev, &pa);
+        let cfg = Config::parse(
+            &format!(
+                "[Peer]\nPublicKey = {}\nAllowedIPs = 198.18.5.0/24\n\n[Peer]\nPublicKey = {}\n",
+                pa.to_base64(),
+                pc.to_base64()
+            ),
+            "x",
+        )
+        .expect("config");
+        let req = sync_request_from_config(&cfg, &dev);
+        assert!(!req.interface.contains(&InterfaceOp::ReplacePeers));
+        let mut out = Vec::new();
+        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("sync");
+        // A kept its slot (and so its sessions), lost its PSK, keepalive and old prefix.
+        assert_eq!(dev.peer_by_key(&pa), Some(ida));
+        let p = dev.peer(ida).expect("peer");
+        assert!(p.preshared_key().is_zero());
+        assert_eq!(p.persistent_keepalive(), None);
+        assert_eq!(prefixes(&allowed, ida), ["198.18.5.0/24"]);
+        assert!(dev.peer_by_key(&pb).is_none());
+        assert!(dev.peer_by_key(&pc).is_some());
+        assert_eq!(allowed.len(), 1);
+    }
+}
