@@ -244,6 +244,57 @@ impl Daemon {
         }
     }
 
+    /// The running configuration in wg-quick form: the interface keys of `base` with the
+    /// device's current key, port, fwmark and peers (what `wg-quick save` writes).
+    fn current_config(&self, base: &Config, port: u16) -> Config {
+        use crate::config::{AllowedIp, EndpointSpec, PeerConfig};
+        let mut c = Config {
+            interface: base.interface.clone(),
+            peers: Vec::new(),
+        };
+        c.interface.private_key = self
+            .dev
+            .has_private_key()
+            .then(|| self.dev.private_key().clone());
+        c.interface.listen_port = (port != 0).then_some(port);
+        c.interface.fwmark = self.fwmark;
+        for id in self.dev.peer_ids() {
+            let Some(p) = self.dev.peer(id) else { continue };
+            let mut pc = PeerConfig::new(*p.public_key());
+            pc.preshared_key = (!p.preshared_key().is_zero()).then(|| p.preshared_key().clone());
+            pc.allowed_ips = self
+                .allowed
+                .iter_by_value(id)
+                .filter_map(|(a, cidr)| AllowedIp::new(a, cidr))
+                .collect();
+            pc.endpoint = p.endpoint().map(|e| EndpointSpec::from(e.addr));
+            pc.persistent_keepalive = p
+                .persistent_keepalive()
+                .and_then(|d| u16::try_from(d.as_secs()).ok());
+            c.peers.push(pc);
+        }
+        c
+    }
+
+    /// SaveConfig: writes the running configuration over `path` (0600, via a temporary file).
+    fn save_config(&self, base: &Config, port: u16, path: &std::path::Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = self.current_config(base, port).to_wg_quick_string();
+        let tmp = path.with_extension("conf.tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+        Ok(())
+    }
+
     /// Runs the timers due now.
     fn on_timer(&mut self, udp: &UdpSockets) {
         let now = self.now();
@@ -259,10 +310,12 @@ fn send_one(dev: &mut Device, udp: &UdpSockets, peer: Option<PeerId>, e: Endpoin
         return;
     };
     match sock.send(e.addr, e.local, data) {
-        Ok(true) => {}
-        Ok(false) => {
-            if let Some(p) = peer.and_then(|id| dev.peer_mut(id)) {
-                p.set_endpoint(Endpoint::new(e.addr));
+        Ok(sticky_ok) => {
+            if let Some(id) = peer {
+                dev.note_sent(id, data.len());
+                if !sticky_ok && let Some(p) = dev.peer_mut(id) {
+                    p.set_endpoint(Endpoint::new(e.addr));
+                }
             }
         }
         Err(err) => trace!("send to {}: {err}", e.addr),
@@ -345,16 +398,41 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<DaemonStats> {
     let mut d = Daemon::from_config(&cfg, opts.mtu)?;
+    let q = &cfg.interface;
+    crate::netconf::run_hooks("PreUp", &opts.iface, &q.pre_up)?;
     let tun = Tun::create(&opts.iface)
         .with_context(|| format!("creating TUN interface {}", opts.iface))?;
     crate::tun::set_mtu(tun.name(), opts.mtu).context("setting the MTU")?;
+    // wg-quick's `Address`: with addresses the interface is also brought up.
+    if !q.addresses.is_empty() {
+        crate::netconf::add_addresses(tun.name(), &q.addresses)?;
+        crate::netconf::link_up(tun.name())?;
+    }
     let mut udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
         .context("binding the UDP listen port")?;
     let (_ipc, mut ipc_rx) = crate::ipc::serve(tun.name())?;
-    // wg-quick's `Address`: with addresses the interface is also brought up.
-    if !cfg.interface.addresses.is_empty() {
-        crate::netconf::add_addresses(tun.name(), &cfg.interface.addresses)?;
-        crate::netconf::link_up(tun.name())?;
+    // The rest of wg-quick's `up`: routes for the peers' AllowedIPs per `Table`, DNS, PostUp.
+    // Undone on the way out, also when a step here fails.
+    let mut wgq = crate::netconf::WgQuickState::default();
+    let setup = (|| -> Result<()> {
+        let prefixes: Vec<_> = cfg
+            .peers
+            .iter()
+            .flat_map(|p| p.allowed_ips.iter().copied())
+            .collect();
+        if q.table.is_some() || !q.addresses.is_empty() {
+            if let Some(mark) = wgq.add_routes(tun.name(), q.table.as_ref(), &prefixes)? {
+                d.fwmark = Some(mark);
+                udp.set_fwmark(Some(mark))
+                    .context("setting the fwmark for the default route")?;
+            }
+        }
+        wgq.set_dns(tun.name(), &q.dns)?;
+        crate::netconf::run_hooks("PostUp", tun.name(), &q.post_up)
+    })();
+    if let Err(e) = setup {
+        wgq.down();
+        return Err(e);
     }
     let started = Started {
         iface: tun.name().to_string(),
@@ -448,6 +526,25 @@ pub async fn run(
         }
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    // wg-quick's `down`: PreDown, SaveConfig, rules and DNS undone, the interface removed
+    // (dropping the TUN), PostDown.
+    let iface = tun.name().to_string();
+    if let Err(e) = crate::netconf::run_hooks("PreDown", &iface, &q.pre_down) {
+        warn!("{e:#}");
+    }
+    if q.save_config {
+        if let Some(path) = opts.config_path.as_deref() {
+            match d.save_config(&cfg, udp.port(), path) {
+                Ok(()) => info!("saved the configuration to {}", path.display()),
+                Err(e) => warn!("SaveConfig: {e:#}"),
+            }
+        }
+    }
+    wgq.down();
+    drop(tun);
+    if let Err(e) = crate::netconf::run_hooks("PostDown", &iface, &q.post_down) {
+        warn!("{e:#}");
+    }
     info!(stats = ?d.stats, "stopped");
     Ok(d.stats)
 }

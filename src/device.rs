@@ -284,6 +284,13 @@ impl Device {
             .map(|(i, _)| PeerId(i as u32))
     }
 
+    /// Records `bytes` sent to peer `id` (after the I/O layer's send succeeded).
+    pub fn note_sent(&mut self, id: PeerId, bytes: usize) {
+        if let Some(p) = self.peer_mut(id) {
+            p.stats.tx_bytes += bytes as u64;
+        }
+    }
+
     /// Number of local indices in use (handshakes and keypairs).
     pub fn indices_in_use(&self) -> usize {
         self.index.len()

@@ -27,7 +27,7 @@ pub fn add_addresses(iface: &str, addresses: &[AllowedIp]) -> Result<()> {
     for a in addresses {
         let s = a.to_string();
         if a.addr.is_ipv6() {
-            ip(&["-6", "address", "add", &s, "dev", iface, "nodad"])?;
+            ip(&["-6", "address", "add", &s, "dev", iface])?;
         } else {
             ip(&["-4", "address", "add", &s, "dev", iface])?;
         }
@@ -38,4 +38,186 @@ pub fn add_addresses(iface: &str, addresses: &[AllowedIp]) -> Result<()> {
 /// Brings `iface` up (ioctl; no `ip` needed).
 pub fn link_up(iface: &str) -> Result<()> {
     crate::tun::set_up(iface, true).with_context(|| format!("bringing {iface} up"))
+}
+
+/// Runs wg-quick hooks (`PreUp`, `PostUp`, `PreDown`, `PostDown`) with `%i` replaced by the
+/// interface name, through `bash -c` as wg-quick evaluates them. A failing hook is an error.
+pub fn run_hooks(kind: &str, iface: &str, cmds: &[String]) -> Result<()> {
+    for c in cmds {
+        let cmd = c.replace("%i", iface);
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(&cmd)
+            .status()
+            .with_context(|| format!("running {kind} hook"))?;
+        if !status.success() {
+            bail!("{kind} hook `{cmd}` failed ({status})");
+        }
+    }
+    Ok(())
+}
+
+/// The first routing table number from 51820 with no IPv4 or IPv6 routes (wg-quick's choice of
+/// table and fwmark for a default route).
+fn free_table() -> u32 {
+    let used = |v: &str, t: u32| {
+        Command::new("ip")
+            .args([v, "route", "show", "table", &t.to_string()])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    let mut t = 51820;
+    while t < 51820 + 1000 && (used("-4", t) || used("-6", t)) {
+        t += 1;
+    }
+    t
+}
+
+/// What `wgd up` added for the wg-quick keys, undone by [`WgQuickState::down`].
+#[derive(Debug, Default)]
+pub struct WgQuickState {
+    rules: Vec<Vec<String>>,
+    dns_iface: Option<String>,
+}
+
+impl WgQuickState {
+    /// Adds routes for every peer's AllowedIPs as wg-quick does for `table`: none for `Off`; into
+    /// table N for `Id(N)`; otherwise into the main table unless already routed via the
+    /// interface, and a default route (`/0`) through fwmark policy routing (a table of its own,
+    /// `not fwmark T lookup T` and `lookup main suppress_prefixlength 0`). Returns the fwmark the
+    /// sockets must carry when a default route was added. Prefixes go longest first.
+    pub fn add_routes(
+        &mut self,
+        iface: &str,
+        table: Option<&crate::config::Table>,
+        prefixes: &[AllowedIp],
+    ) -> Result<Option<u32>> {
+        use crate::config::Table;
+        let mut sorted: Vec<AllowedIp> = prefixes.to_vec();
+        sorted.sort_by_key(|p| std::cmp::Reverse(p.cidr));
+        sorted.dedup();
+        let mut mark = None;
+        for p in &sorted {
+            let s = p.to_string();
+            let v = if p.addr.is_ipv6() { "-6" } else { "-4" };
+            match table {
+                Some(Table::Off) => {}
+                Some(Table::Id(t)) => {
+                    ip(&[v, "route", "add", &s, "dev", iface, "table", &t.to_string()])?
+                }
+                _ if p.cidr == 0 => {
+                    let t = *mark.get_or_insert_with(free_table);
+                    let ts = t.to_string();
+                    let not_mark = vec![
+                        v.to_string(),
+                        "rule".into(),
+                        "add".into(),
+                        "not".into(),
+                        "fwmark".into(),
+                        ts.clone(),
+                        "table".into(),
+                        ts.clone(),
+                    ];
+                    let suppress = vec![
+                        v.to_string(),
+                        "rule".into(),
+                        "add".into(),
+                        "table".into(),
+                        "main".into(),
+                        "suppress_prefixlength".into(),
+                        "0".into(),
+                    ];
+                    for rule in [not_mark, suppress] {
+                        let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+                        ip(&args)?;
+                        self.rules.push(rule);
+                    }
+                    ip(&[v, "route", "add", &s, "dev", iface, "table", &ts])?;
+                    if !p.addr.is_ipv6() {
+                        let _ = std::fs::write("/proc/sys/net/ipv4/conf/all/src_valid_mark", "1");
+                    }
+                }
+                _ => {
+                    let out = Command::new("ip")
+                        .args([v, "route", "show", "dev", iface, "match", &s])
+                        .output()
+                        .context("running ip route show")?;
+                    if out.stdout.is_empty() {
+                        ip(&[v, "route", "add", &s, "dev", iface])?;
+                    }
+                }
+            }
+        }
+        Ok(mark)
+    }
+
+    /// Sets DNS servers and search domains through `resolvconf`, as wg-quick does. Without
+    /// `resolvconf` on the machine, warns and carries on.
+    pub fn set_dns(&mut self, iface: &str, dns: &[String]) -> Result<()> {
+        if dns.is_empty() {
+            return Ok(());
+        }
+        let (servers, search): (Vec<&String>, Vec<&String>) = dns
+            .iter()
+            .partition(|d| d.parse::<std::net::IpAddr>().is_ok());
+        let mut input = String::new();
+        for s in servers {
+            input += &format!("nameserver {s}\n");
+        }
+        if !search.is_empty() {
+            let names: Vec<&str> = search.iter().map(|s| s.as_str()).collect();
+            input += &format!("search {}\n", names.join(" "));
+        }
+        let name = format!("{}{iface}", resolvconf_prefix());
+        let child = Command::new("resolvconf")
+            .args(["-a", &name, "-m", "0", "-x"])
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("DNS not set: cannot run resolvconf ({e})");
+                return Ok(());
+            }
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin
+                .write_all(input.as_bytes())
+                .context("writing to resolvconf")?;
+        }
+        let status = child.wait().context("waiting for resolvconf")?;
+        if !status.success() {
+            bail!("resolvconf -a {name} failed ({status})");
+        }
+        self.dns_iface = Some(name);
+        Ok(())
+    }
+
+    /// Undoes the rules and DNS settings (routes through the interface vanish with it).
+    pub fn down(&mut self) {
+        for rule in self.rules.drain(..).rev() {
+            let mut args: Vec<&str> = rule.iter().map(String::as_str).collect();
+            if let Some(a) = args.get_mut(2) {
+                *a = "del";
+            }
+            if let Err(e) = ip(&args) {
+                tracing::warn!("{e:#}");
+            }
+        }
+        if let Some(name) = self.dns_iface.take() {
+            let _ = Command::new("resolvconf")
+                .args(["-d", &name, "-f"])
+                .status();
+        }
+    }
+}
+
+/// wg-quick's interface name prefix for resolvconf ("tun." where resolvconf orders by it).
+fn resolvconf_prefix() -> &'static str {
+    match std::fs::read_to_string("/etc/resolvconf/interface-order") {
+        Ok(s) if s.lines().any(|l| l.trim_start().starts_with("tun.")) => "tun.",
+        _ => "",
+    }
 }

@@ -122,7 +122,8 @@ pub enum PeerError {
 pub struct PeerStats {
     /// Bytes of datagrams received from the peer (authenticated ones).
     pub rx_bytes: u64,
-    /// Bytes of datagrams sent to the peer.
+    /// Bytes of datagrams sent to the peer: counted by the I/O layer through
+    /// [`crate::device::Device::note_sent`] once the send succeeded, as the kernel counts.
     pub tx_bytes: u64,
     /// Wall-clock time of the last completed handshake (since the Unix epoch).
     pub last_handshake: Option<Duration>,
@@ -328,7 +329,6 @@ impl Peer {
 
     fn emit(&mut self, ctx: &Ctx<'_>, kind: TransmitKind, data: Vec<u8>, out: &mut Vec<Transmit>) {
         if let Some(endpoint) = self.endpoint {
-            self.stats.tx_bytes += data.len() as u64;
             out.push(Transmit {
                 peer: Some(ctx.id),
                 endpoint,
@@ -638,7 +638,6 @@ impl Peer {
         };
         match kp.seal(now.mono, buf, len, ctx.mtu) {
             Ok(n) => {
-                self.stats.tx_bytes += n as u64;
                 self.after_data_sent(ctx, now, len > 0, out);
                 SendResult::Sealed { len: n, endpoint }
             }
@@ -696,7 +695,6 @@ impl Peer {
                         any_data = true;
                         TransmitKind::Data
                     };
-                    self.stats.tx_bytes += n as u64;
                     sent_any = true;
                     out.push(Transmit {
                         peer: Some(ctx.id),

@@ -407,7 +407,11 @@ fn usage_errors_exit_1_like_wg() {
             assert_eq!(theirs.code, Some(1), "wg {args:?}: {theirs:?}");
         }
     }
-    let ours = wgd(&["no-such-command"], b"");
+    // (A bare word is an interface name, as with wireguard-go: `wgd IFACE` is what wg-quick
+    // runs. So usage errors are unknown flags and extra arguments.)
+    let ours = wgd(&["--no-such-flag"], b"");
+    assert_eq!(ours.code, Some(1), "{ours:?}");
+    let ours = wgd(&["genkey", "extra"], b"");
     assert_eq!(ours.code, Some(1), "{ours:?}");
     let ours = wgd(&[], b"");
     assert_eq!(ours.code, Some(1), "{ours:?}");

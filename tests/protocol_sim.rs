@@ -113,6 +113,9 @@ impl Sim {
     fn emit(&mut self, from: S, out: Vec<Transmit>) {
         for t in out {
             self.log.push((self.now.mono, from, t.kind));
+            if let Some(id) = t.peer {
+                self.side(from).dev.note_sent(id, t.data.len());
+            }
             if (self.filter)(from, &t) {
                 let src = self.side(from).addr;
                 let to = if t.endpoint.addr == self.a.addr {

@@ -1,7 +1,10 @@
 //! The command line: one [`Command`] per subcommand, named and behaving like `wg(8)`'s.
 
+mod check;
+mod down;
 mod iface;
 mod keys;
+mod show;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -88,6 +91,42 @@ pub enum Command {
         wgd -v up wg0"
     )]
     Up(up::UpArgs),
+
+    /// Show the state of running interfaces (like `wg show`), or --json for programs
+    #[command(
+        long_about = "Show the configuration and state of a running interface, or of every \
+        interface with a UAPI socket in /var/run/wireguard, as `wg show` does: public key, \
+        listening port, fwmark, and per peer its endpoint, allowed IPs, latest handshake, \
+        transfer and persistent keepalive. Private and preshared keys are never printed.\n\n\
+        With --json, prints {\"interfaces\": [...]}: keys in base64, numbers as numbers, \
+        latest_handshake in Unix seconds (null: never), has_preshared_key instead of the key.\n\n\
+        Examples:\n    \
+        wgd show wg0\n    \
+        wgd show --json"
+    )]
+    Show(show::ShowArgs),
+
+    /// Stop the daemon running an interface (SIGTERM, then wait up to 5 s for it to exit)
+    #[command(
+        long_about = "Stop the daemon serving IFACE: the process at the other end of \
+        /var/run/wireguard/IFACE.sock gets SIGTERM, and wgd waits (at most 5 s) until it has \
+        exited and its socket is gone. The daemon removes its interface, routes and DNS \
+        settings itself. Fails if the interface is not running.\n\n\
+        Example:\n    \
+        wgd down wg0"
+    )]
+    Down(down::DownArgs),
+
+    /// Check a configuration file without applying it; print its warnings
+    #[command(
+        long_about = "Parse a configuration file as `wgd up` would, without creating \
+        anything, and print every warning (overlapping AllowedIPs, keys given twice, a key file \
+        other users can read, ...) as `warning: ...` on stderr. Exits 0 if the file is valid \
+        (with or without warnings), 1 with the first error (FILE:LINE: Key: problem) if not.\n\n\
+        Example:\n    \
+        wgd check /etc/wireguard/wg0.conf"
+    )]
+    Check(check::CheckArgs),
 }
 
 /// Runs one parsed command line.
@@ -104,6 +143,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genpsk => keys::genpsk(),
         Command::Pubkey => keys::pubkey(),
         Command::Up(args) => up::up(args),
+        Command::Show(args) => show::show(args),
+        Command::Down(args) => down::down(args),
+        Command::Check(args) => check::check(args),
     }
 }
 

@@ -553,6 +553,9 @@ pub enum Impl {
     Gotatun,
     /// This crate's `wgd up FILE` (the binary under test), configured from the file itself.
     Wgd(PathBuf),
+    /// This crate's `wgd -f IFACE` (the binary under test, wireguard-go's invocation: an empty
+    /// device and its UAPI socket), configured with `wg setconf` exactly like the stock daemons.
+    WgdUapi(PathBuf),
 }
 
 impl Impl {
@@ -563,6 +566,7 @@ impl Impl {
             Impl::Boringtun => "boringtun",
             Impl::Gotatun => "gotatun",
             Impl::Wgd(_) => "wgd",
+            Impl::WgdUapi(_) => "wgd-uapi",
         }
     }
 
@@ -579,7 +583,7 @@ impl Impl {
             Impl::WireguardGo => stock("wireguard-go"),
             Impl::Boringtun => stock("boringtun-cli"),
             Impl::Gotatun => stock("gotatun"),
-            Impl::Wgd(p) => p.exists().then(|| p.clone()),
+            Impl::Wgd(p) | Impl::WgdUapi(p) => p.exists().then(|| p.clone()),
         }
     }
 }
@@ -587,6 +591,12 @@ impl Impl {
 /// The `wgd` binary built for these tests.
 pub fn wgd_impl() -> Impl {
     Impl::Wgd(PathBuf::from(env!("CARGO_BIN_EXE_wgd")))
+}
+
+/// The `wgd` binary built for these tests, run as `wgd -f IFACE` and configured over its UAPI
+/// socket with `wg setconf` (see [`Impl::WgdUapi`]).
+pub fn wgd_uapi_impl() -> Impl {
+    Impl::WgdUapi(PathBuf::from(env!("CARGO_BIN_EXE_wgd")))
 }
 
 /// Like [`privileged_or_skip`], and also requires the implementation's program.
@@ -620,12 +630,13 @@ impl StockPeer {
         Self::start(&Impl::WireguardGo, ns, iface, conf_text, tunnel_addrs, mtu)
     }
 
-    /// Starts implementation `which` for interface `iface` in `ns` as our child. Stock daemons:
-    /// waits (at most [`SOCKET_TIMEOUT`]) until the UAPI socket accepts a connection, then runs
-    /// `wg setconf IFACE` with `conf_text` (the `wg` config format) from a 0600 temporary file.
-    /// wgd: writes `conf_text` to `IFACE.conf` and runs `wgd up` on it, then waits for the
-    /// interface to exist. Then `ip addr add`s each of `tunnel_addrs` (CIDR; IPv6 with `nodad`)
-    /// and `ip link set IFACE mtu MTU up`.
+    /// Starts implementation `which` for interface `iface` in `ns` as our child. Stock daemons
+    /// and [`Impl::WgdUapi`] (`wgd -f IFACE`): waits (at most [`SOCKET_TIMEOUT`]) until the UAPI
+    /// socket accepts a connection, then runs `wg setconf IFACE` with `conf_text` (the `wg`
+    /// config format) from a 0600 temporary file.
+    /// [`Impl::Wgd`]: writes `conf_text` to `IFACE.conf` and runs `wgd up` on it, then waits
+    /// for the interface to exist. Then `ip addr add`s each of `tunnel_addrs` (CIDR; IPv6 with
+    /// `nodad`) and `ip link set IFACE mtu MTU up`.
     ///
     /// `iface` should come from [`unique_iface`]. Panics (after cleaning up) if anything fails,
     /// showing the daemon's log if it died.
@@ -676,7 +687,7 @@ impl StockPeer {
         drop(conf);
         let conf_arg = conf_path.to_string_lossy().into_owned();
         let args: Vec<&str> = match which {
-            Impl::WireguardGo => vec![&program, "-f", iface],
+            Impl::WireguardGo | Impl::WgdUapi(_) => vec![&program, "-f", iface],
             Impl::Boringtun | Impl::Gotatun => {
                 vec![&program, "-f", "--disable-drop-privileges", iface]
             }

@@ -1,0 +1,731 @@
+//! `wgd show [IFACE] [--json]`: what a running interface is doing, read over its UAPI socket
+//! (`get=1`), printed as `wg show` prints it, or as a JSON document for programs.
+//!
+//! Also the UAPI client the other subcommands share: [`connect_uapi`] (with the "is not
+//! running" errors) and [`uapi_get`] with its reply parser [`parse_get_reply`].
+//!
+//! Secrets never leave this module: the private key in the reply only serves to derive the
+//! public key (the reply buffer is wiped), and preshared keys are reduced to "there is one".
+
+use anyhow::{Context, Result, bail};
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wgd::ipc::{SOCKET_DIR, socket_path};
+use wgd::keys::{PresharedKey, PrivateKey, PublicKey};
+use zeroize::Zeroizing;
+
+/// How long the daemon may take to answer (it answers from its event loop, in microseconds).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest reply accepted (a million allowed IPs take about 30 MiB).
+const MAX_REPLY: usize = 256 << 20;
+
+/// Arguments of `wgd show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The interface (default: every interface with a socket in /var/run/wireguard)
+    #[arg(value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// Print a JSON document instead: {"interfaces": [...]}, keys in base64, numbers as
+    /// numbers, never a private or preshared key
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One interface as its daemon describes it. Holds no secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GetReply {
+    /// Derived from `private_key`; `None` when the interface has no (or an all-zero) key.
+    pub public_key: Option<PublicKey>,
+    /// `listen_port`; `None` when absent or 0.
+    pub listen_port: Option<u16>,
+    /// `fwmark`; `None` when absent or 0.
+    pub fwmark: Option<u32>,
+    /// The peers, in the daemon's order.
+    pub peers: Vec<PeerInfo>,
+}
+
+/// One peer of a [`GetReply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PeerInfo {
+    pub public_key: PublicKey,
+    /// A non-zero `preshared_key` was reported.
+    pub has_preshared_key: bool,
+    /// `endpoint`, as the daemon wrote it (`198.18.0.1:51820`, `[2001:db8::1]:51820`).
+    pub endpoint: Option<String>,
+    /// `allowed_ip` lines, as the daemon wrote them, in its order.
+    pub allowed_ips: Vec<String>,
+    /// `last_handshake_time_sec` (Unix time); `None` for 0 (never).
+    pub last_handshake_sec: Option<u64>,
+    /// `last_handshake_time_nsec`.
+    pub last_handshake_nsec: u32,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// `persistent_keepalive_interval` in seconds; `None` for 0 (off).
+    pub persistent_keepalive: Option<u16>,
+}
+
+impl PeerInfo {
+    fn new(public_key: PublicKey) -> Self {
+        PeerInfo {
+            public_key,
+            has_preshared_key: false,
+            endpoint: None,
+            allowed_ips: Vec::new(),
+            last_handshake_sec: None,
+            last_handshake_nsec: 0,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            persistent_keepalive: None,
+        }
+    }
+}
+
+/// Checks an interface name the way `wgd IFACE` does (a socket path is made from it).
+fn check_iface_name(iface: &str) -> Result<()> {
+    if iface.is_empty() || iface.len() > 15 || iface.contains('/') || iface == "." || iface == ".."
+    {
+        bail!("invalid interface name {iface:?}: 1 to 15 characters, no '/'");
+    }
+    Ok(())
+}
+
+/// Why [`try_connect`] failed.
+enum ConnectError {
+    /// There is no socket file.
+    Missing,
+    /// The socket file is there but nobody listens (a daemon that died without cleaning up).
+    Refused,
+    /// Anything else (permission denied, ...).
+    Other(io::Error),
+}
+
+fn try_connect(path: &Path) -> Result<UnixStream, ConnectError> {
+    UnixStream::connect(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => ConnectError::Missing,
+        io::ErrorKind::ConnectionRefused => ConnectError::Refused,
+        _ => ConnectError::Other(e),
+    })
+}
+
+/// Connects to the UAPI socket of `iface`, with an error that says plainly when the interface
+/// is not running.
+pub(crate) fn connect_uapi(iface: &str) -> Result<UnixStream> {
+    check_iface_name(iface)?;
+    let path = socket_path(iface);
+    match try_connect(&path) {
+        Ok(s) => Ok(s),
+        Err(ConnectError::Missing) => {
+            bail!("interface {iface} is not running (no {})", path.display())
+        }
+        Err(ConnectError::Refused) => bail!(
+            "interface {iface} is not running ({} refuses connections: its daemon is gone)",
+            path.display()
+        ),
+        Err(ConnectError::Other(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
+            Err(e).with_context(|| format!("connecting to {} (are you root?)", path.display()))
+        }
+        Err(ConnectError::Other(e)) => {
+            Err(e).with_context(|| format!("connecting to {}", path.display()))
+        }
+    }
+}
+
+/// Sends `get=1` over `stream` and parses the reply. The raw reply (which holds the private
+/// key) is wiped before returning.
+fn get_over(mut stream: UnixStream, what: &str) -> Result<GetReply> {
+    stream
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
+        .context("setting socket timeouts")?;
+    stream
+        .write_all(b"get=1\n\n")
+        .with_context(|| format!("{what}: sending the request"))?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(16384));
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    // The reply ends at its first blank line (no line of a reply is empty).
+    let mut scanned: usize = 0;
+    loop {
+        let n = match stream.read(&mut chunk[..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                bail!("{what}: no complete reply within {REPLY_TIMEOUT:?}")
+            }
+            Err(e) => return Err(e).with_context(|| format!("{what}: reading the reply")),
+        };
+        if n == 0 {
+            bail!("{what}: the daemon closed the connection before the end of its reply");
+        }
+        if buf.capacity() - buf.len() < n {
+            // Grow by hand: a reallocating `Vec` would leave copies of the key behind.
+            let mut bigger = Zeroizing::new(Vec::with_capacity((buf.len() + n) * 2));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let from = scanned.saturating_sub(1);
+        if let Some(i) = buf[from..].windows(2).position(|w| w == b"\n\n") {
+            buf.truncate(from + i + 2);
+            break;
+        }
+        scanned = buf.len();
+        if buf.len() > MAX_REPLY {
+            bail!("{what}: reply larger than {MAX_REPLY} bytes");
+        }
+    }
+    let text = std::str::from_utf8(&buf).with_context(|| format!("{what}: reply is not UTF-8"))?;
+    parse_get_reply(text).with_context(|| format!("{what}: bad reply"))
+}
+
+/// `get=1` on the UAPI socket of `iface`.
+pub(crate) fn uapi_get(iface: &str) -> Result<GetReply> {
+    let stream = connect_uapi(iface)?;
+    get_over(stream, &format!("interface {iface}"))
+}
+
+/// Parses a reply to `get=1` (wireguard.com/xplatform): `key=value` lines, device keys first,
+/// then each peer starting at its `public_key`, ending with `errno=N` and a blank line. Unknown
+/// keys are skipped; `errno` other than 0 is an error. Parsing stops at the first blank line.
+pub(crate) fn parse_get_reply(text: &str) -> Result<GetReply> {
+    let mut reply = GetReply::default();
+    let mut peer: Option<PeerInfo> = None;
+    let mut errno: Option<i64> = None;
+    let Some(end) = text.find("\n\n") else {
+        bail!("truncated (no blank line at the end)");
+    };
+    for (n, line) in text[..end].split('\n').enumerate() {
+        let lineno = n + 1;
+        if line.is_empty() {
+            bail!("line {lineno}: empty line");
+        }
+        if errno.is_some() {
+            bail!("line {lineno}: data after errno");
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("line {lineno}: not key=value");
+        };
+        let num_err = || {
+            format!(
+                "line {lineno}: {key}: `{}' is not a valid number",
+                shown(value)
+            )
+        };
+        let key_err = || format!("line {lineno}: {key}: not a 64-digit hex key");
+        match key {
+            "errno" => errno = Some(value.parse().with_context(num_err)?),
+            "private_key" => {
+                let k = PrivateKey::from_hex(value).ok().with_context(key_err)?;
+                reply.public_key = (!k.is_zero()).then(|| k.public_key());
+            }
+            "listen_port" => {
+                reply.listen_port = Some(value.parse().with_context(num_err)?).filter(|&p| p != 0)
+            }
+            "fwmark" => {
+                reply.fwmark = Some(value.parse().with_context(num_err)?).filter(|&m| m != 0)
+            }
+            "public_key" => {
+                let k = PublicKey::from_hex(value).ok().with_context(key_err)?;
+                reply.peers.extend(peer.replace(PeerInfo::new(k)));
+            }
+            _ => {
+                let Some(p) = peer.as_mut() else {
+                    continue; // an unknown device key
+                };
+                match key {
+                    "preshared_key" => {
+                        let k = PresharedKey::from_hex(value).ok().with_context(key_err)?;
+                        p.has_preshared_key = !k.is_zero();
+                    }
+                    "endpoint" => p.endpoint = Some(value.to_owned()),
+                    "allowed_ip" => p.allowed_ips.push(value.to_owned()),
+                    "last_handshake_time_sec" => {
+                        p.last_handshake_sec =
+                            Some(value.parse().with_context(num_err)?).filter(|&s| s != 0)
+                    }
+                    "last_handshake_time_nsec" => {
+                        p.last_handshake_nsec = value.parse().with_context(num_err)?
+                    }
+                    "rx_bytes" => p.rx_bytes = value.parse().with_context(num_err)?,
+                    "tx_bytes" => p.tx_bytes = value.parse().with_context(num_err)?,
+                    "persistent_keepalive_interval" => {
+                        p.persistent_keepalive =
+                            Some(value.parse().with_context(num_err)?).filter(|&s| s != 0)
+                    }
+                    _ => {} // protocol_version and keys from the future
+                }
+            }
+        }
+    }
+    match errno {
+        None => bail!("no errno line"),
+        Some(0) => {}
+        Some(e) => {
+            let os = i32::try_from(e.unsigned_abs())
+                .map(|c| io::Error::from_raw_os_error(c).to_string())
+                .unwrap_or_else(|_| "unknown error".into());
+            bail!("the daemon answered errno={e} ({os})");
+        }
+    }
+    reply.peers.extend(peer);
+    Ok(reply)
+}
+
+/// At most 40 characters of `s`, for error messages.
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// The interfaces with a socket in [`SOCKET_DIR`], sorted by name (none if the directory does
+/// not exist).
+fn socket_interfaces() -> Result<Vec<String>> {
+    let dir = match std::fs::read_dir(SOCKET_DIR) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {SOCKET_DIR}")),
+    };
+    let mut names = Vec::new();
+    for entry in dir {
+        let entry = entry.with_context(|| format!("listing {SOCKET_DIR}"))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some(iface) = name.strip_suffix(".sock") else {
+            continue;
+        };
+        if check_iface_name(iface).is_err() {
+            continue;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_socket()) {
+            names.push(iface.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Runs `wgd show`.
+pub fn show(args: ShowArgs) -> Result<()> {
+    let mut shown: Vec<(String, GetReply)> = Vec::new();
+    let mut failed = 0usize;
+    match &args.iface {
+        Some(iface) => shown.push((iface.clone(), uapi_get(iface)?)),
+        None => {
+            // Asked all at once, so that one daemon that does not answer costs one timeout, not
+            // one per interface; reported in name order.
+            let names = socket_interfaces()?;
+            let results: Vec<Option<Result<GetReply>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = names
+                    .iter()
+                    .map(|iface| scope.spawn(move || get_listed(iface)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Some(Err(anyhow::anyhow!("panicked"))))
+                    })
+                    .collect()
+            });
+            for (iface, result) in names.into_iter().zip(results) {
+                match result {
+                    None => {}
+                    Some(Ok(r)) => shown.push((iface, r)),
+                    Some(Err(e)) => {
+                        let _ = writeln!(io::stderr(), "wgd: interface {iface}: {e:#}");
+                        failed += 1;
+                    }
+                }
+            }
+        }
+    }
+    let text = if args.json {
+        format_json(&shown)
+    } else {
+        let now = unix_now();
+        let parts: Vec<String> = shown
+            .iter()
+            .map(|(name, r)| format_human(name, r, now))
+            .collect();
+        parts.join("\n")
+    };
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // `wgd show | head`: the reader has all it wanted.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+        r => r.context("writing to stdout")?,
+    }
+    if failed > 0 {
+        bail!("{failed} interface(s) could not be read");
+    }
+    Ok(())
+}
+
+/// `get=1` for an interface found in [`SOCKET_DIR`]; `None` if it is not running after all. As
+/// `wg`, a socket nobody listens on (or that went away meanwhile) is not an interface; unlike
+/// `wg`, it is left in place.
+fn get_listed(iface: &str) -> Option<Result<GetReply>> {
+    let stream = match try_connect(&socket_path(iface)) {
+        Ok(s) => s,
+        Err(ConnectError::Missing | ConnectError::Refused) => return None,
+        Err(ConnectError::Other(e)) => return Some(Err(e.into())),
+    };
+    match get_over(stream, "UAPI") {
+        Ok(r) => Some(Ok(r)),
+        // Its daemon stopped while we asked: the interface is gone, not broken.
+        Err(_) if vanished(iface) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// True if the socket of `iface` is gone or no longer accepts connections.
+fn vanished(iface: &str) -> bool {
+    matches!(
+        try_connect(&socket_path(iface)),
+        Err(ConnectError::Missing | ConnectError::Refused)
+    )
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Human output, as `wg show` (without colours)
+// ---------------------------------------------------------------------------------------------
+
+/// `1 minute, 5 seconds` (wg's `pretty_time`); empty for 0.
+fn pretty_time(mut left: u64) -> String {
+    const UNITS: [(u64, &str); 5] = [
+        (365 * 24 * 3600, "year"),
+        (24 * 3600, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
+    let mut parts = Vec::new();
+    for (size, unit) in UNITS {
+        let n = left / size;
+        left %= size;
+        if n > 0 {
+            parts.push(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }));
+        }
+    }
+    parts.join(", ")
+}
+
+/// When the latest handshake was, relative to `now` (wg's `ago`).
+fn ago(then: u64, now: u64) -> String {
+    match now.cmp(&then) {
+        std::cmp::Ordering::Equal => "Now".to_owned(),
+        std::cmp::Ordering::Less => {
+            "(System clock wound backward; connection problems may ensue.)".to_owned()
+        }
+        std::cmp::Ordering::Greater => format!("{} ago", pretty_time(now - then)),
+    }
+}
+
+/// A byte count as wg prints it: `512 B`, `1.50 KiB`, `3.25 MiB`, `1.00 GiB`, `2.00 TiB`.
+fn bytes(b: u64) -> String {
+    const KIB: u64 = 1024;
+    let f = b as f64;
+    if b < KIB {
+        format!("{b} B")
+    } else if b < KIB.pow(2) {
+        format!("{:.2} KiB", f / 1024.0)
+    } else if b < KIB.pow(3) {
+        format!("{:.2} MiB", f / 1024f64.powi(2))
+    } else if b < KIB.pow(4) {
+        format!("{:.2} GiB", f / 1024f64.powi(3))
+    } else {
+        format!("{:.2} TiB", f / 1024f64.powi(4))
+    }
+}
+
+/// One interface as `wg show IFACE` prints it; peers with the most recent handshake first.
+pub(crate) fn format_human(name: &str, r: &GetReply, now: u64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "interface: {name}");
+    if let Some(k) = &r.public_key {
+        let _ = writeln!(s, "  public key: {k}");
+        s.push_str("  private key: (hidden)\n");
+    }
+    if let Some(p) = r.listen_port {
+        let _ = writeln!(s, "  listening port: {p}");
+    }
+    if let Some(m) = r.fwmark {
+        let _ = writeln!(s, "  fwmark: 0x{m:x}");
+    }
+    let mut peers: Vec<&PeerInfo> = r.peers.iter().collect();
+    peers.sort_by(|a, b| {
+        let key = |p: &PeerInfo| (p.last_handshake_sec.unwrap_or(0), p.last_handshake_nsec);
+        key(b).cmp(&key(a))
+    });
+    for p in peers {
+        let _ = write!(s, "\npeer: {}\n", p.public_key);
+        if p.has_preshared_key {
+            s.push_str("  preshared key: (hidden)\n");
+        }
+        if let Some(e) = &p.endpoint {
+            let _ = writeln!(s, "  endpoint: {e}");
+        }
+        if p.allowed_ips.is_empty() {
+            s.push_str("  allowed ips: (none)\n");
+        } else {
+            let _ = writeln!(s, "  allowed ips: {}", p.allowed_ips.join(", "));
+        }
+        if let Some(t) = p.last_handshake_sec {
+            let _ = writeln!(s, "  latest handshake: {}", ago(t, now));
+        }
+        if p.rx_bytes != 0 || p.tx_bytes != 0 {
+            let _ = writeln!(
+                s,
+                "  transfer: {} received, {} sent",
+                bytes(p.rx_bytes),
+                bytes(p.tx_bytes)
+            );
+        }
+        if let Some(k) = p.persistent_keepalive {
+            let _ = writeln!(s, "  persistent keepalive: every {}", pretty_time(k.into()));
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON output
+// ---------------------------------------------------------------------------------------------
+
+/// `s` as a JSON string literal.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "null".to_owned(), |v| v.to_string())
+}
+
+/// The document `wgd show --json` prints (pretty-printed, ending with a newline):
+///
+/// ```text
+/// {"interfaces": [{"name", "public_key" (base64 or null), "listen_port" (or null),
+///   "fwmark" (or null), "peers": [{"public_key", "has_preshared_key", "endpoint" (or null),
+///   "allowed_ips": [...], "latest_handshake" (Unix seconds, or null for never),
+///   "rx_bytes", "tx_bytes", "persistent_keepalive" (seconds, or null for off)}]}]}
+/// ```
+///
+/// Interfaces sorted by name, peers in the daemon's order. No private or preshared key.
+pub(crate) fn format_json(interfaces: &[(String, GetReply)]) -> String {
+    let mut s = String::from("{\n  \"interfaces\": [");
+    for (i, (name, r)) in interfaces.iter().enumerate() {
+        s.push_str(if i == 0 { "\n" } else { ",\n" });
+        let _ = write!(
+            s,
+            "    {{\n      \"name\": {},\n      \"public_key\": {},\n      \"listen_port\": {},\n      \
+             \"fwmark\": {},\n      \"peers\": [",
+            json_str(name),
+            json_opt(r.public_key.map(|k| json_str(&k.to_base64()))),
+            json_opt(r.listen_port),
+            json_opt(r.fwmark),
+        );
+        for (j, p) in r.peers.iter().enumerate() {
+            s.push_str(if j == 0 { "\n" } else { ",\n" });
+            let ips: Vec<String> = p.allowed_ips.iter().map(|a| json_str(a)).collect();
+            let _ = write!(
+                s,
+                "        {{\n          \"public_key\": {},\n          \"has_preshared_key\": {},\n          \
+                 \"endpoint\": {},\n          \"allowed_ips\": [{}],\n          \
+                 \"latest_handshake\": {},\n          \"rx_bytes\": {},\n          \
+                 \"tx_bytes\": {},\n          \"persistent_keepalive\": {}\n        }}",
+                json_str(&p.public_key.to_base64()),
+                p.has_preshared_key,
+                json_opt(p.endpoint.as_deref().map(json_str)),
+                ips.join(", "),
+                json_opt(p.last_handshake_sec),
+                p.rx_bytes,
+                p.tx_bytes,
+                json_opt(p.persistent_keepalive),
+            );
+        }
+        s.push_str(if r.peers.is_empty() {
+            "]\n    }"
+        } else {
+            "\n      ]\n    }"
+        });
+    }
+    s.push_str(if interfaces.is_empty() {
+        "]\n}\n"
+    } else {
+        "\n  ]\n}\n"
+    });
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: u8) -> String {
+        format!("{b:02x}").repeat(32)
+    }
+
+    fn sample() -> String {
+        format!(
+            "private_key={}\nlisten_port=51820\nfwmark=4660\n\
+             public_key={}\npreshared_key={}\nprotocol_version=1\nendpoint=198.18.0.2:51820\n\
+             last_handshake_time_sec=1000\nlast_handshake_time_nsec=5\ntx_bytes=1536\n\
+             rx_bytes=100\npersistent_keepalive_interval=25\nallowed_ip=198.19.0.2/32\n\
+             allowed_ip=2001:db8:1::2/128\nfuture_key=whatever\n\
+             public_key={}\npreshared_key={}\nlast_handshake_time_sec=0\n\
+             last_handshake_time_nsec=0\ntx_bytes=0\nrx_bytes=0\n\
+             persistent_keepalive_interval=0\nerrno=0\n\n",
+            hex(0x18),
+            hex(0x11),
+            hex(0x22),
+            hex(0x33),
+            hex(0)
+        )
+    }
+
+    #[test]
+    fn parses_a_full_reply() {
+        let r = parse_get_reply(&sample()).unwrap();
+        let sk = PrivateKey::from_hex(&hex(0x18)).unwrap();
+        assert_eq!(r.public_key, Some(sk.public_key()));
+        assert_eq!(r.listen_port, Some(51820));
+        assert_eq!(r.fwmark, Some(4660));
+        assert_eq!(r.peers.len(), 2);
+        let p = &r.peers[0];
+        assert_eq!(p.public_key, PublicKey::from_hex(&hex(0x11)).unwrap());
+        assert!(p.has_preshared_key);
+        assert_eq!(p.endpoint.as_deref(), Some("198.18.0.2:51820"));
+        assert_eq!(p.allowed_ips, ["198.19.0.2/32", "2001:db8:1::2/128"]);
+        assert_eq!(
+            (p.last_handshake_sec, p.last_handshake_nsec),
+            (Some(1000), 5)
+        );
+        assert_eq!((p.rx_bytes, p.tx_bytes), (100, 1536));
+        assert_eq!(p.persistent_keepalive, Some(25));
+        let q = &r.peers[1];
+        assert!(!q.has_preshared_key);
+        assert_eq!(q.endpoint, None);
+        assert_eq!(q.last_handshake_sec, None);
+        assert_eq!(q.persistent_keepalive, None);
+        assert!(q.allowed_ips.is_empty());
+    }
+
+    #[test]
+    fn empty_device_and_stop_at_blank_line() {
+        let r = parse_get_reply("errno=0\n\ngarbage").unwrap();
+        assert_eq!(r, GetReply::default());
+        let r = parse_get_reply(&format!("private_key={}\nerrno=0\n\n", hex(0))).unwrap();
+        assert_eq!(r.public_key, None);
+    }
+
+    #[test]
+    fn errors() {
+        let e = parse_get_reply("errno=-19\n\n").unwrap_err().to_string();
+        assert!(
+            e.contains("errno=-19") && e.contains("No such device"),
+            "{e}"
+        );
+        for bad in [
+            "errno=0\n",
+            "listen_port=1\n\n",
+            "listen_port=70000\nerrno=0\n\n",
+            "public_key=xyz\nerrno=0\n\n",
+            "nonsense\nerrno=0\n\n",
+            "errno=0\nlisten_port=1\n\n",
+            "errno=zero\n\n",
+        ] {
+            assert!(parse_get_reply(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn human_output_like_wg() {
+        let r = parse_get_reply(&sample()).unwrap();
+        let out = format_human("wg0", &r, 1065);
+        let pk = |b| PublicKey::from_hex(&hex(b)).unwrap().to_base64();
+        let own = PrivateKey::from_hex(&hex(0x18)).unwrap().public_key();
+        let expected = format!(
+            "interface: wg0\n  public key: {own}\n  private key: (hidden)\n  \
+             listening port: 51820\n  fwmark: 0x1234\n\n\
+             peer: {}\n  preshared key: (hidden)\n  endpoint: 198.18.0.2:51820\n  \
+             allowed ips: 198.19.0.2/32, 2001:db8:1::2/128\n  \
+             latest handshake: 1 minute, 5 seconds ago\n  transfer: 100 B received, 1.50 KiB sent\n  \
+             persistent keepalive: every 25 seconds\n\n\
+             peer: {}\n  allowed ips: (none)\n",
+            pk(0x11),
+            pk(0x33)
+        );
+        assert_eq!(out, expected);
+        assert!(!out.contains(&hex(0x18)));
+    }
+
+    #[test]
+    fn time_and_byte_units() {
+        assert_eq!(ago(10, 10), "Now");
+        assert_eq!(ago(10, 11), "1 second ago");
+        assert_eq!(ago(0, 3600 + 120), "1 hour, 2 minutes ago");
+        assert_eq!(ago(0, 366 * 86400), "1 year, 1 day ago");
+        assert!(ago(11, 10).contains("wound backward"));
+        assert_eq!(pretty_time(65), "1 minute, 5 seconds");
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1024), "1.00 KiB");
+        assert_eq!(bytes(5 << 20), "5.00 MiB");
+        assert_eq!(bytes(3 << 30), "3.00 GiB");
+        assert_eq!(bytes(2 << 40), "2.00 TiB");
+    }
+
+    #[test]
+    fn json_escaping_and_shape() {
+        assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+        assert_eq!(format_json(&[]), "{\n  \"interfaces\": []\n}\n");
+        let r = parse_get_reply(&sample()).unwrap();
+        let j = format_json(&[
+            ("wg0".into(), r.clone()),
+            ("wg1".into(), GetReply::default()),
+        ]);
+        assert!(j.contains("\"listen_port\": 51820"), "{j}");
+        assert!(j.contains("\"has_preshared_key\": true"), "{j}");
+        assert!(j.contains("\"latest_handshake\": 1000"), "{j}");
+        assert!(j.contains("\"persistent_keepalive\": null"), "{j}");
+        assert!(j.contains("\"peers\": []"), "{j}");
+        for secret in [hex(0x18), hex(0x22)] {
+            assert!(!j.contains(&secret));
+        }
+        let sk = PrivateKey::from_hex(&hex(0x18)).unwrap();
+        assert!(!j.contains(sk.to_base64().as_str()));
+    }
+}
