@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::conf::conf;
+
 use common::netns::{
     Netns, StockPeer, find_in_path, impl_or_skip, privileged_or_skip_with, unique_iface, veth,
     wgd_impl,
@@ -48,32 +50,6 @@ const STRACE_WINDOW: u32 = 30;
 const MAX_IDLE_SYSCALLS: u64 = 60;
 /// Idle test: the most resident memory (now and at its peak) of one idle wgd with one peer.
 const MAX_RSS_KIB: u64 = 10 * 1024;
-
-/// A wg(8)-style configuration with one peer (copied from `daemon_netns.rs`).
-fn conf(
-    own: &PrivateKey,
-    port: Option<u16>,
-    peer: &PrivateKey,
-    psk: &PresharedKey,
-    allowed: &str,
-    endpoint: Option<&str>,
-) -> String {
-    let mut c = format!("[Interface]\nPrivateKey = {}\n", own.to_base64().as_str());
-    if let Some(p) = port {
-        c += &format!("ListenPort = {p}\n");
-    }
-    c += &format!(
-        "\n[Peer]\nPublicKey = {}\nAllowedIPs = {allowed}\n",
-        peer.public_key()
-    );
-    if !psk.is_zero() {
-        c += &format!("PresharedKey = {}\n", psk.to_base64().as_str());
-    }
-    if let Some(e) = endpoint {
-        c += &format!("Endpoint = {e}\n");
-    }
-    c
-}
 
 /// The two configurations of a pair: `(server in A, listening on 51820; client in B, with A as
 /// its endpoint)`.

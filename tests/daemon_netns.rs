@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::conf::conf;
+
 use common::netns::{Impl, Netns, StockPeer, impl_or_skip, unique_iface, veth, wgd_impl};
 use common::transfer::tcp_transfer;
 use rand_core::OsRng;
@@ -22,31 +24,6 @@ struct Pair {
     client: StockPeer,
     a: Netns,
     b: Netns,
-}
-
-fn conf(
-    own: &PrivateKey,
-    port: Option<u16>,
-    peer: &PrivateKey,
-    psk: &PresharedKey,
-    allowed: &str,
-    endpoint: Option<&str>,
-) -> String {
-    let mut c = format!("[Interface]\nPrivateKey = {}\n", own.to_base64().as_str());
-    if let Some(p) = port {
-        c += &format!("ListenPort = {p}\n");
-    }
-    c += &format!(
-        "\n[Peer]\nPublicKey = {}\nAllowedIPs = {allowed}\n",
-        peer.public_key()
-    );
-    if !psk.is_zero() {
-        c += &format!("PresharedKey = {}\n", psk.to_base64().as_str());
-    }
-    if let Some(e) = endpoint {
-        c += &format!("Endpoint = {e}\n");
-    }
-    c
 }
 
 fn pair(server: &Impl, client: &Impl, v6_underlay: bool, psk: bool) -> Pair {

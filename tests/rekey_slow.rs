@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::conf::conf;
+
 use common::netns::{Impl, Netns, StockPeer, impl_or_skip, unique_iface, veth, wgd_impl};
 use rand_core::OsRng;
 use std::time::{Duration, Instant};
@@ -32,32 +34,6 @@ const MIN_HANDSHAKE_ADVANCE: u64 = 115;
 const WG_GO_INITIATION: &str = "Received handshake initiation";
 /// What it logs for each response it sends.
 const WG_GO_RESPONSE: &str = "Sending handshake response";
-
-/// A wg(8)-style configuration with one peer (copied from `daemon_netns.rs`).
-fn conf(
-    own: &PrivateKey,
-    port: Option<u16>,
-    peer: &PrivateKey,
-    psk: &PresharedKey,
-    allowed: &str,
-    endpoint: Option<&str>,
-) -> String {
-    let mut c = format!("[Interface]\nPrivateKey = {}\n", own.to_base64().as_str());
-    if let Some(p) = port {
-        c += &format!("ListenPort = {p}\n");
-    }
-    c += &format!(
-        "\n[Peer]\nPublicKey = {}\nAllowedIPs = {allowed}\n",
-        peer.public_key()
-    );
-    if !psk.is_zero() {
-        c += &format!("PresharedKey = {}\n", psk.to_base64().as_str());
-    }
-    if let Some(e) = endpoint {
-        c += &format!("Endpoint = {e}\n");
-    }
-    c
-}
 
 /// `(transmitted, received)` from ping's summary line
 /// ("680 packets transmitted, 679 received, ...").

@@ -4,6 +4,7 @@
 //! every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod conf;
 pub mod driver;
 pub mod netns;
 pub mod packet;
