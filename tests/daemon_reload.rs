@@ -269,3 +269,66 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn watchdog_pings_at_half_the_interval() {
+    let name = "watchdog_pings_at_half_the_interval";
+    if !impl_or_skip(name, &wgd_impl()) {
+        return;
+    }
+    let dir = tempdir();
+    let iface = unique_iface("wgw");
+    let conf = dir.join(format!("{iface}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "[Interface]\nPrivateKey = {}\n",
+            PrivateKey::generate(&mut OsRng).to_base64().as_str()
+        ),
+    )
+    .unwrap();
+    let ns = Netns::new();
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind NOTIFY_SOCKET");
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // WatchdogSec=0.4 s: wgd must ping every 0.2 s. systemd also sets WATCHDOG_PID to the main
+    // PID, which sd_notify checks: `exec` keeps the shell's PID through `ip netns exec` to wgd.
+    let Impl::Wgd(bin) = wgd_impl() else {
+        unreachable!()
+    };
+    let script = format!(
+        "WATCHDOG_PID=$$ exec ip netns exec {} {} up {} --interface {iface}",
+        ns.name,
+        bin.display(),
+        conf.display()
+    );
+    let log = dir.join("wgd.log");
+    let child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn wgd");
+    let _wgd = Wgd { child, log };
+    let mut buf = [0u8; 4096];
+    let start = Instant::now();
+    let mut pings = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        let n = sock.recv(&mut buf).expect("notifications keep coming");
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "WATCHDOG=1")
+        {
+            pings += 1;
+        }
+    }
+    // About 10 in 2 s; allow for a loaded machine, but a missing watchdog gives 0.
+    assert!(
+        (5..=15).contains(&pings),
+        "WATCHDOG=1 pings in 2 s: {pings}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
