@@ -468,6 +468,9 @@ pub async fn run(
     let mut meta = vec![RecvMeta::default(); bufs.len()];
     let far = Duration::from_secs(3600);
     tokio::pin!(shutdown);
+    let socket_iface = tun.name().to_string();
+    let socket_gone = crate::ipc::socket_removed(&socket_iface);
+    tokio::pin!(socket_gone);
     loop {
         let deadline = match d.dev.next_deadline() {
             Some(t) => d.deadline(t),
@@ -475,6 +478,7 @@ pub async fn run(
         };
         tokio::select! {
             _ = &mut shutdown => { info!("shutdown requested"); break; }
+            _ = &mut socket_gone => { info!("UAPI socket file removed: shutting down"); break; }
             _ = sighup.recv() => {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
                 match opts.config_path.as_deref() {
@@ -528,6 +532,7 @@ pub async fn run(
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     // wg-quick's `down`: PreDown, SaveConfig, rules and DNS undone, the interface removed
     // (dropping the TUN), PostDown.
+    drop(socket_gone);
     let iface = tun.name().to_string();
     if let Err(e) = crate::netconf::run_hooks("PreDown", &iface, &q.pre_down) {
         warn!("{e:#}");

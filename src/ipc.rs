@@ -191,3 +191,96 @@ mod tests {
         assert_eq!(request_end(b""), None);
     }
 }
+
+/// Completes when the socket file of `iface` is removed or renamed away (wireguard-go exits
+/// then too: the interface can no longer be managed). inotify on the socket directory, so it
+/// costs no wake-ups; if inotify is unavailable it never completes.
+pub async fn socket_removed(iface: &str) {
+    match watch_removal(iface).await {
+        Ok(()) => {}
+        Err(e) => {
+            debug!("not watching the UAPI socket file: {e}");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+struct Inotify(std::os::fd::OwnedFd);
+
+impl std::os::fd::AsRawFd for Inotify {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+async fn watch_removal(iface: &str) -> io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: inotify_init1 returns a new fd or -1.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor that we own from here on.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let dir = std::ffi::CString::new(SOCKET_DIR.as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: valid fd and NUL-terminated path.
+    let wd = unsafe {
+        libc::inotify_add_watch(
+            owned.as_raw_fd(),
+            dir.as_ptr(),
+            libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_DELETE_SELF,
+        )
+    };
+    if wd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let name = format!("{iface}.sock");
+    // SAFETY: the fd stays open and unchanged while the AsyncFd owns it.
+    let afd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(
+            Inotify(owned),
+            tokio::io::Interest::READABLE,
+        )
+    }
+    .map_err(|e| e.into_parts().1)?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut guard = afd.readable().await?;
+        let n = match guard.try_io(|inner| {
+            // SAFETY: reading into our buffer from our fd.
+            let r = unsafe {
+                libc::read(
+                    inner.get_ref().as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r as usize)
+            }
+        }) {
+            Ok(r) => r?,
+            Err(_) => continue,
+        };
+        // Walk the events: struct inotify_event { wd, mask, cookie, len, name[len] }.
+        let mut at = 0usize;
+        while let Some(hdr) = buf.get(at..at + 16) {
+            let mask = u32::from_ne_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+            let len = u32::from_ne_bytes([hdr[12], hdr[13], hdr[14], hdr[15]]) as usize;
+            let raw = buf.get(at + 16..(at + 16 + len).min(n)).unwrap_or(&[]);
+            let ev_name = raw.split(|b| *b == 0).next().unwrap_or(&[]);
+            if mask & libc::IN_DELETE_SELF != 0
+                || std::ffi::OsStr::from_bytes(ev_name) == std::ffi::OsStr::new(&name)
+            {
+                return Ok(());
+            }
+            at += 16 + len;
+            if at >= n {
+                break;
+            }
+        }
+    }
+}

@@ -567,3 +567,51 @@ fn idle_wgd_makes_few_syscalls_and_stays_small() {
     // Still a working tunnel after being traced.
     b.ping("198.19.0.1", 1);
 }
+
+#[test]
+fn removing_the_uapi_socket_makes_wgd_exit() {
+    let name = "removing_the_uapi_socket_makes_wgd_exit";
+    if !common::netns::privileged_or_skip(name) {
+        return;
+    }
+    let ns = Netns::new();
+    let iface = unique_iface("wgs");
+    let bin = env!("CARGO_BIN_EXE_wgd");
+    let mut child = ns
+        .exec_command(&[bin, "-f", &iface])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn wgd -f");
+    let sock = std::path::PathBuf::from(format!("/var/run/wireguard/{iface}.sock"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "socket did not appear"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(&sock).expect("remove the socket file");
+    // As wireguard-go: the interface can no longer be managed, so the daemon exits (status 0)
+    // and its interface goes with it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("poll wgd") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wgd still running 3 s after its socket was removed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        !ns.run_unchecked(&["ip", "link", "show", &iface])
+            .status
+            .success()
+    );
+}
