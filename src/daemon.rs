@@ -532,7 +532,6 @@ pub async fn run(
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     // wg-quick's `down`: PreDown, SaveConfig, rules and DNS undone, the interface removed
     // (dropping the TUN), PostDown.
-    drop(socket_gone);
     let iface = tun.name().to_string();
     if let Err(e) = crate::netconf::run_hooks("PreDown", &iface, &q.pre_down) {
         warn!("{e:#}");
