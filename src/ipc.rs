@@ -178,20 +178,6 @@ fn request_end(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_boundaries() {
-        assert_eq!(request_end(b"get=1\n\n"), Some(7));
-        assert_eq!(request_end(b"get=1\n"), None);
-        assert_eq!(request_end(b"set=1\nfwmark=0\n\nget=1\n\n"), Some(16));
-        assert_eq!(request_end(b"\n"), Some(1));
-        assert_eq!(request_end(b""), None);
-    }
-}
-
 /// Completes when the socket file of `iface` is removed or renamed away (wireguard-go exits
 /// then too: the interface can no longer be managed). inotify on the socket directory, so it
 /// costs no wake-ups; if inotify is unavailable it never completes.
@@ -282,5 +268,19 @@ async fn watch_removal(iface: &str) -> io::Result<()> {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_boundaries() {
+        assert_eq!(request_end(b"get=1\n\n"), Some(7));
+        assert_eq!(request_end(b"get=1\n"), None);
+        assert_eq!(request_end(b"set=1\nfwmark=0\n\nget=1\n\n"), Some(16));
+        assert_eq!(request_end(b"\n"), Some(1));
+        assert_eq!(request_end(b""), None);
     }
 }
