@@ -332,3 +332,62 @@ fn watchdog_pings_at_half_the_interval() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn save_config_writes_the_running_configuration_back() {
+    let name = "save_config_writes_the_running_configuration_back";
+    if !impl_or_skip(name, &wgd_impl()) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let iface = unique_iface("wgs");
+    let conf = dir.join(format!("{iface}.conf"));
+    let key = PrivateKey::generate(&mut OsRng);
+    std::fs::write(
+        &conf,
+        format!(
+            "[Interface]\nPrivateKey = {}\nListenPort = 51999\nAddress = 198.19.0.2/24\nSaveConfig = true\n",
+            key.to_base64().as_str()
+        ),
+    )
+    .unwrap();
+    let ns = Netns::new();
+    let mut wgd = Wgd::start(&ns, &conf, &iface, None);
+    wait_for("the UAPI socket", Duration::from_secs(5), || {
+        std::path::Path::new(&format!("/var/run/wireguard/{iface}.sock")).exists()
+    });
+    // A peer added at run time through the stock tool...
+    let peer = PrivateKey::generate(&mut OsRng).public_key().to_string();
+    ns.run(&[
+        "wg",
+        "set",
+        &iface,
+        "peer",
+        &peer,
+        "allowed-ips",
+        "198.19.0.7/32",
+        "endpoint",
+        "198.18.0.7:51820",
+        "persistent-keepalive",
+        "25",
+    ]);
+    // ...is in the file after a clean stop.
+    wgd.signal(Signal::SIGTERM);
+    wait_for("wgd to exit", Duration::from_secs(5), || {
+        matches!(wgd.child.try_wait(), Ok(Some(_)))
+    });
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let cfg = wgd::config::Config::parse(&text, "saved").expect("the saved file parses");
+    assert_eq!(cfg.interface.private_key, Some(key));
+    assert_eq!(cfg.interface.listen_port, Some(51999));
+    assert!(cfg.interface.save_config);
+    assert_eq!(cfg.interface.addresses.len(), 1);
+    assert_eq!(cfg.peers.len(), 1);
+    assert_eq!(cfg.peers[0].public_key.to_string(), peer);
+    assert_eq!(cfg.peers[0].allowed_ips[0].to_string(), "198.19.0.7/32");
+    assert_eq!(cfg.peers[0].persistent_keepalive, Some(25));
+    let mode = std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the saved file holds a private key");
+    let _ = std::fs::remove_dir_all(&dir);
+}
