@@ -8,15 +8,12 @@
 
 mod common;
 
-use common::conf::conf;
-
 use common::netns::{
     Netns, StockPeer, find_in_path, impl_or_skip, privileged_or_skip_with, unique_iface, veth,
     wgd_impl,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use rand_core::OsRng;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
@@ -25,7 +22,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-use wgd::keys::{PresharedKey, PrivateKey};
 
 const A_TUN: [&str; 2] = ["198.19.0.1/24", "2001:db8:1::1/64"];
 const B_TUN: [&str; 2] = ["198.19.0.2/24", "2001:db8:1::2/64"];
@@ -54,26 +50,7 @@ const MAX_RSS_KIB: u64 = 10 * 1024;
 /// The two configurations of a pair: `(server in A, listening on 51820; client in B, with A as
 /// its endpoint)`.
 fn pair_confs() -> (String, String) {
-    let ka = PrivateKey::generate(&mut OsRng);
-    let kb = PrivateKey::generate(&mut OsRng);
-    let psk = PresharedKey::generate(&mut OsRng);
-    let ca = conf(
-        &ka,
-        Some(51820),
-        &kb,
-        &psk,
-        "198.19.0.2/32, 2001:db8:1::2/128",
-        None,
-    );
-    let cb = conf(
-        &kb,
-        None,
-        &ka,
-        &psk,
-        "198.19.0.1/32, 2001:db8:1::1/128",
-        Some("198.18.0.1:51820"),
-    );
-    (ca, cb)
+    common::conf::pair_confs(true, "198.18.0.1:51820")
 }
 
 /// `wgd up CONF --interface IFACE` in a namespace, spawned by this test so that its exit status

@@ -4,13 +4,11 @@
 
 mod common;
 
-use common::conf::conf;
+use common::conf::pair_confs;
 
 use common::netns::{Impl, Netns, StockPeer, impl_or_skip, unique_iface, veth, wgd_impl};
 use common::transfer::tcp_transfer;
-use rand_core::OsRng;
 use std::time::Duration;
-use wgd::keys::{PresharedKey, PrivateKey};
 
 const A_TUN: [&str; 2] = ["198.19.0.1/24", "2001:db8:1::1/64"];
 const B_TUN: [&str; 2] = ["198.19.0.2/24", "2001:db8:1::2/64"];
@@ -30,34 +28,12 @@ fn pair(server: &Impl, client: &Impl, v6_underlay: bool, psk: bool) -> Pair {
     let a = Netns::new();
     let b = Netns::new();
     veth(&a, &A_UL, &b, &B_UL);
-    let ka = PrivateKey::generate(&mut OsRng);
-    let kb = PrivateKey::generate(&mut OsRng);
-    let psk = if psk {
-        PresharedKey::generate(&mut OsRng)
-    } else {
-        PresharedKey::default()
-    };
     let endpoint = if v6_underlay {
         "[2001:db8::1]:51820"
     } else {
         "198.18.0.1:51820"
     };
-    let ca = conf(
-        &ka,
-        Some(51820),
-        &kb,
-        &psk,
-        "198.19.0.2/32, 2001:db8:1::2/128",
-        None,
-    );
-    let cb = conf(
-        &kb,
-        None,
-        &ka,
-        &psk,
-        "198.19.0.1/32, 2001:db8:1::1/128",
-        Some(endpoint),
-    );
+    let (ca, cb) = pair_confs(psk, endpoint);
     let server = StockPeer::start(server, &a, &unique_iface("wga"), &ca, &A_TUN, 1420);
     let client = StockPeer::start(client, &b, &unique_iface("wgb"), &cb, &B_TUN, 1420);
     Pair {

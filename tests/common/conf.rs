@@ -28,3 +28,35 @@ pub fn conf(
     }
     c
 }
+
+/// The configurations of the usual two-host pair: the server (ListenPort 51820, AllowedIPs of
+/// the client's tunnel addresses 198.19.0.2 and 2001:db8:1::2) and the client (the server's
+/// tunnel addresses, `endpoint` = the server's underlay address). Fresh keys; a random PSK when
+/// `psk`.
+pub fn pair_confs(psk: bool, endpoint: &str) -> (String, String) {
+    use rand_core::OsRng;
+    let ka = PrivateKey::generate(&mut OsRng);
+    let kb = PrivateKey::generate(&mut OsRng);
+    let psk = if psk {
+        PresharedKey::generate(&mut OsRng)
+    } else {
+        PresharedKey::default()
+    };
+    let server = conf(
+        &ka,
+        Some(51820),
+        &kb,
+        &psk,
+        "198.19.0.2/32, 2001:db8:1::2/128",
+        None,
+    );
+    let client = conf(
+        &kb,
+        None,
+        &ka,
+        &psk,
+        "198.19.0.1/32, 2001:db8:1::1/128",
+        Some(endpoint),
+    );
+    (server, client)
+}
