@@ -23,8 +23,21 @@ use tracing::{debug, info, trace, warn};
 
 /// How many packets one wake-up may take from one source before the others get a turn.
 const BATCH: usize = 64;
+/// Datagram buffers filled per receive call (recvmmsg).
+const RECV_BUFS: usize = 8;
 /// Room for the largest datagram or TUN packet plus header, padding and tag.
 const BUF_LEN: usize = 65536 + 64;
+
+/// The protocol's clock read from the system's: monotonic time since `origin`, and the wall
+/// clock. The I/O layer (this daemon, test drivers) is the only place that reads real clocks.
+pub fn now_since(origin: std::time::Instant) -> Now {
+    Now {
+        mono: Instant::from_duration(origin.elapsed()),
+        wall: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    }
+}
 
 /// Counters of what the daemon dropped, for tests and `wg show`-like reports.
 #[derive(Debug, Default, Clone, Copy)]
@@ -108,12 +121,7 @@ impl Daemon {
 
     /// The injected clock, read from the system's.
     pub fn now(&self) -> Now {
-        Now {
-            mono: Instant::from_duration(self.origin.elapsed()),
-            wall: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default(),
-        }
+        now_since(self.origin)
     }
 
     fn deadline(&self, t: Instant) -> tokio::time::Instant {
@@ -328,13 +336,12 @@ fn drain_udp(
     udp: &UdpSockets,
     sock: &Sock,
     tun: &Tun,
-    bufs: &mut [Vec<u8>],
-    meta: &mut [RecvMeta],
+    bufs: &mut [Vec<u8>; RECV_BUFS],
+    meta: &mut [RecvMeta; RECV_BUFS],
 ) {
     for _ in 0..BATCH {
         let n = {
-            let mut slices: Vec<IoSliceMut<'_>> =
-                bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            let mut slices = bufs.each_mut().map(|b| IoSliceMut::new(b));
             match sock.try_recv(&mut slices, meta) {
                 Ok(n) => n,
                 Err(_) => return,
@@ -464,8 +471,9 @@ pub async fn run(
         .map(Sock::gro_segments)
         .max()
         .unwrap_or(1);
-    let mut bufs: Vec<Vec<u8>> = (0..8).map(|_| vec![0u8; BUF_LEN.max(1500 * gro)]).collect();
-    let mut meta = vec![RecvMeta::default(); bufs.len()];
+    let mut bufs: [Vec<u8>; RECV_BUFS] =
+        std::array::from_fn(|_| vec![0u8; BUF_LEN.max(1500 * gro)]);
+    let mut meta = [RecvMeta::default(); RECV_BUFS];
     let far = Duration::from_secs(3600);
     tokio::pin!(shutdown);
     let socket_iface = tun.name().to_string();

@@ -221,12 +221,6 @@ impl Keypair {
     pub fn expire_sending(&mut self) {
         self.send_valid = false;
     }
-
-    /// Marks the keypair unusable (e.g. on a key change).
-    pub fn invalidate(&mut self) {
-        self.send_valid = false;
-        self.recv_valid = false;
-    }
 }
 
 #[cfg(test)]

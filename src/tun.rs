@@ -54,30 +54,12 @@ fn if_ioctl(request: libc::Ioctl, req: &mut libc::ifreq) -> io::Result<()> {
     if r < 0 { Err(err) } else { Ok(()) }
 }
 
-/// The kernel's index of interface `name`.
-pub fn if_index(name: &str) -> io::Result<u32> {
-    let mut req = ifreq(name)?;
-    if_ioctl(libc::SIOCGIFINDEX, &mut req)?;
-    // SAFETY: SIOCGIFINDEX filled the ifindex member of the union.
-    let idx = unsafe { req.ifr_ifru.ifru_ifindex };
-    u32::try_from(idx).map_err(|_| io::Error::other("negative ifindex"))
-}
-
 /// Sets the MTU of interface `name`.
 pub fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
     let mut req = ifreq(name)?;
     req.ifr_ifru.ifru_mtu =
         libc::c_int::try_from(mtu).map_err(|_| io::Error::other("MTU out of range"))?;
     if_ioctl(libc::SIOCSIFMTU, &mut req)
-}
-
-/// The MTU of interface `name`.
-pub fn mtu(name: &str) -> io::Result<u32> {
-    let mut req = ifreq(name)?;
-    if_ioctl(libc::SIOCGIFMTU, &mut req)?;
-    // SAFETY: SIOCGIFMTU filled the mtu member.
-    let m = unsafe { req.ifr_ifru.ifru_mtu };
-    u32::try_from(m).map_err(|_| io::Error::other("negative MTU"))
 }
 
 /// Brings interface `name` up (or down).
@@ -123,18 +105,6 @@ impl Tun {
         &self.name
     }
 
-    /// Reads one packet; waits until one is available. An error means the interface is gone
-    /// (EBADFD after `ip link del`) or broken.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let mut guard = self.fd.ready(Interest::READABLE | Interest::ERROR).await?;
-            match guard.try_io(|inner| inner.get_ref().0.recv(buf)) {
-                Ok(r) => return r,
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
     /// Waits until the TUN has packets to read; the returned handle reads them without waiting.
     pub async fn readable(&self) -> io::Result<TunReady<'_>> {
         // ERROR too: after `ip link del` the fd reports only EPOLLERR (no EPOLLIN), and the read
@@ -142,11 +112,6 @@ impl Tun {
         Ok(TunReady(
             self.fd.ready(Interest::READABLE | Interest::ERROR).await?,
         ))
-    }
-
-    /// Reads one packet if one is ready now.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.get_ref().0.recv(buf)
     }
 
     /// Writes one packet. A full queue drops the packet (as a NIC would), reported as Ok(0).

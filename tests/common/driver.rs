@@ -2,13 +2,13 @@
 //! TUN. It is the I/O layer (so it may read the real clock); the protocol is all `wgd::device`.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant as StdInstant};
 use wgd::device::{Device, Received};
 use wgd::index::PeerId;
 use wgd::keypair::Keypair;
 use wgd::keys::{PresharedKey, PrivateKey, PublicKey};
 use wgd::peer::{Endpoint, SendResult, Transmit};
-use wgd::time::{Instant, Now};
+use wgd::time::Now;
 
 /// One wgd device with one peer on a UDP socket.
 pub struct Driver {
@@ -50,12 +50,7 @@ impl Driver {
 
     /// The injected clock, read from the real one.
     pub fn now(&self) -> Now {
-        Now {
-            mono: Instant::from_duration(self.origin.elapsed()),
-            wall: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default(),
-        }
+        wgd::daemon::now_since(self.origin)
     }
 
     fn transmit(&mut self, out: Vec<Transmit>) {
