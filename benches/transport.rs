@@ -1,0 +1,2 @@
+//! Placeholder; filled in by the transport benchmark work (issue #5).
+fn main() {}
