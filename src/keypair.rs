@@ -4,14 +4,13 @@
 //! `[16-byte header][payload][padding + 16-byte tag room]`, one packet or a batch at a time, and
 //! never allocate. The AEAD key state is built once per keypair.
 
+use crate::aead::TransportKey;
 use crate::constants::{REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME};
-use crate::crypto::{self, TAG_LEN};
+use crate::crypto::TAG_LEN;
 use crate::messages::{TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, TransportHeader, padded_len};
 use crate::noise::SessionKeys;
 use crate::replay::ReplayWindow;
 use crate::time::Instant;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Tag};
 
 /// Why a packet could not be sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,8 +50,8 @@ pub struct Keypair {
     pub initiator: bool,
     /// When it was derived (monotonic).
     pub birth: Instant,
-    send: ChaCha20Poly1305,
-    recv: ChaCha20Poly1305,
+    send: TransportKey,
+    recv: TransportKey,
     send_counter: u64,
     send_valid: bool,
     recv_valid: bool,
@@ -78,8 +77,8 @@ impl Keypair {
             remote_index: keys.remote_index,
             initiator: keys.initiator,
             birth: now,
-            send: ChaCha20Poly1305::new(Key::from_slice(&keys.send[..])),
-            recv: ChaCha20Poly1305::new(Key::from_slice(&keys.recv[..])),
+            send: TransportKey::new(&keys.send),
+            recv: TransportKey::new(&keys.recv),
             send_counter: 0,
             send_valid: true,
             recv_valid: true,
@@ -146,11 +145,7 @@ impl Keypair {
         let body = &mut buf[TRANSPORT_HEADER_LEN..total];
         let (data, tag_out) = body.split_at_mut(padded);
         data[len..].fill(0);
-        // Only fails for payloads over 256 GiB.
-        let tag = self
-            .send
-            .encrypt_in_place_detached(&crypto::nonce(counter), &[], data)
-            .map_err(|_| SealError::BufferTooSmall)?;
+        let tag = self.send.seal(counter, data);
         tag_out.copy_from_slice(&tag);
         Ok(total)
     }
@@ -190,13 +185,9 @@ impl Keypair {
             return Err(OpenError::Malformed);
         }
         let (data, tag) = buf[TRANSPORT_HEADER_LEN..].split_at_mut(len - TRANSPORT_MIN_LEN);
+        let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| OpenError::Malformed)?;
         self.recv
-            .decrypt_in_place_detached(
-                &crypto::nonce(header.counter),
-                &[],
-                data,
-                Tag::from_slice(tag),
-            )
+            .open(header.counter, data, tag)
             .map_err(|_| OpenError::Auth)?;
         if !self.replay.accept(header.counter) {
             return Err(OpenError::Replay);

@@ -12,12 +12,14 @@
 //! - [`noise`]: the Noise_IKpsk2 handshake (`noise.c`)
 //! - [`cookie`]: MAC1/MAC2 and cookie replies (`cookie.c`)
 //! - [`replay`]: the anti-replay window (`receive.c` counter_validate)
+//! - [`aead`]: the transport ChaCha20-Poly1305, keyed once per keypair direction
 //! - [`keypair`]: transport keys, in-place and batch seal/open (`noise.c` keypairs, `send.c`/`receive.c` crypto)
 //! - [`timers`]: the per-peer timer state machine (`timers.c`)
 //! - [`peer`]: one peer's protocol state (`peer.c`)
 //! - [`device`]: the device: identity, peers, index table, dispatch (`device.c`, `receive.c`)
 //! - [`index`]: random, unique 32-bit sender indices (`peerlookup.c`)
 
+pub mod aead;
 pub mod allowedips;
 pub mod config;
 pub mod constants;
