@@ -2,31 +2,32 @@
 //! table, the TUN and the UDP sockets, and waits on all of them and on the next timer deadline at
 //! once (no task or timer per packet or per peer).
 //!
-//! Outbound: TUN → AllowedIPs lookup of the destination → `Device::send` (sealed in place) → UDP.
-//! Inbound: UDP → `Device::receive` (opened in place) → AllowedIPs check of the inner source → TUN.
+//! Outbound ([`crate::send`]): TUN (TSO super-packets split) → AllowedIPs lookup of the
+//! destination → counters and headers under `&mut Device` → AEAD on the crypto workers → UDP GSO.
+//! Inbound ([`crate::receive`]): UDP (recvmmsg + GRO) → AEAD on the crypto workers → replay
+//! window, timers, roaming under `&mut Device` → AllowedIPs check of the inner source → TUN
+//! (coalesced). Handshake messages wait in a bounded queue consumed with a time budget.
 
 use crate::allowedips::AllowedIps;
 use crate::config::Config;
-use crate::device::{Device, Received};
+use crate::device::{Device, DeviceStats};
 use crate::index::PeerId;
-use crate::peer::{Endpoint, SendResult, Transmit};
+use crate::peer::{Endpoint, Transmit};
+use crate::receive::{HandshakeQueue, RxBatch, RxStats};
+use crate::send::{ReadEnd, TxBatch, TxStats};
 use crate::time::{Instant, Now};
 use crate::tun::Tun;
 use crate::udp::{Sock, UdpSockets};
+use crate::workers::Workers;
 use anyhow::{Context, Result};
-use quinn_udp::RecvMeta;
-use std::io::IoSliceMut;
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, info, trace, warn};
 
-/// How many packets one wake-up may take from one source before the others get a turn.
-const BATCH: usize = 64;
-/// Datagram buffers filled per receive call (recvmmsg).
-const RECV_BUFS: usize = 8;
-/// Room for the largest datagram or TUN packet plus header, padding and tag.
-const BUF_LEN: usize = 65536 + 64;
+/// Receive batches one wake-up may take from a UDP socket before the others get a turn.
+const UDP_ROUNDS: usize = 8;
+/// Time the handshake queue may take per turn before data gets its turn again.
+const HANDSHAKE_BUDGET: Duration = Duration::from_millis(1);
 
 /// The protocol's clock read from the system's: monotonic time since `origin`, and the wall
 /// clock. The I/O layer (this daemon, test drivers) is the only place that reads real clocks.
@@ -39,7 +40,7 @@ pub fn now_since(origin: std::time::Instant) -> Now {
     }
 }
 
-/// Counters of what the daemon dropped, for tests and `wg show`-like reports.
+/// Counters of what the daemon did and dropped, for tests and reports.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DaemonStats {
     /// Packets from the TUN whose destination no peer's AllowedIPs covers.
@@ -48,6 +49,12 @@ pub struct DaemonStats {
     pub rx_bad_source: u64,
     /// Datagrams the core dropped (bad MAC, replay, unknown index, garbage...).
     pub rx_dropped: u64,
+    /// The outbound path's counters.
+    pub tx: TxStats,
+    /// The inbound path's counters.
+    pub rx: RxStats,
+    /// The protocol core's counters (cookies, handshakes, MACs).
+    pub device: DeviceStats,
 }
 
 /// Options of one daemon instance.
@@ -73,8 +80,8 @@ pub struct Daemon {
     fwmark: Option<u32>,
     /// Peers with a persistent keepalive to start.
     keepalives: Vec<(PeerId, u16)>,
-    /// Drop counters.
-    pub stats: DaemonStats,
+    tx_stats: TxStats,
+    rx_stats: RxStats,
 }
 
 impl Daemon {
@@ -115,7 +122,8 @@ impl Daemon {
             out: Vec::new(),
             fwmark: cfg.interface.fwmark,
             keepalives,
-            stats: DaemonStats::default(),
+            tx_stats: TxStats::default(),
+            rx_stats: RxStats::default(),
         })
     }
 
@@ -135,53 +143,74 @@ impl Daemon {
         }
     }
 
-    /// One packet read from the TUN at `buf[16..16 + n]`.
-    fn on_tun_packet(&mut self, udp: &UdpSockets, buf: &mut [u8], n: usize) {
-        let Some(id) = buf
-            .get(16..16 + n)
-            .and_then(|p| self.allowed.lookup_packet_dst(p))
-        else {
-            self.stats.tx_no_peer += 1;
-            return;
-        };
-        let now = self.now();
-        match self.dev.send(id, now, buf, n, &mut self.out) {
-            Some(SendResult::Sealed { len, endpoint }) => {
-                if let Some(d) = buf.get(..len) {
-                    send_one(&mut self.dev, udp, Some(id), endpoint, d);
-                }
-            }
-            Some(SendResult::BufferTooSmall) => debug!("packet too large for the buffer"),
-            Some(SendResult::Staged) | None => {}
+    /// The counters so far.
+    pub fn stats(&self) -> DaemonStats {
+        DaemonStats {
+            tx_no_peer: self.tx_stats.no_peer,
+            rx_bad_source: self.rx_stats.bad_source,
+            rx_dropped: self.rx_stats.dropped,
+            tx: self.tx_stats,
+            rx: self.rx_stats,
+            device: self.dev.stats,
         }
+    }
+
+    /// Moves one batch of packets from the TUN to the peers.
+    fn on_tun(&mut self, udp: &UdpSockets, tx: &mut TxBatch, workers: &Workers) {
+        let now = self.now();
+        tx.prepare(
+            &mut self.dev,
+            &self.allowed,
+            now,
+            &mut self.tx_stats,
+            &mut self.out,
+        );
+        tx.seal(&self.dev, workers);
+        tx.send(&mut self.dev, udp, &mut self.tx_stats);
         self.flush(udp);
     }
 
-    /// One datagram received at `buf`, from `from`.
-    fn on_datagram(&mut self, udp: &UdpSockets, tun: &Tun, from: Endpoint, buf: &mut [u8]) {
-        let now = self.now();
-        match self.dev.receive(now, from, buf, &mut self.out) {
-            Ok(Received::Data {
-                peer,
-                offset,
-                len,
-                source,
-            }) => {
-                if self.allowed.lookup(source) != Some(peer) {
-                    self.stats.rx_bad_source += 1;
-                } else if let Some(p) = buf.get(offset..offset + len) {
-                    if let Err(e) = tun.write(p) {
-                        warn!("writing to the TUN: {e}");
-                    }
+    /// Receives what `sock` has (bounded per wake-up): data goes to the TUN, handshake
+    /// messages to the queue.
+    fn on_udp(&mut self, udp: &UdpSockets, sock: &Sock, tun: &Tun, io: &mut DataPath) {
+        for _ in 0..UDP_ROUNDS {
+            match io.rx.recv(sock) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    trace!("UDP receive: {e}");
+                    break;
                 }
             }
-            Ok(Received::Handshake(id)) => debug!(peer = id.0, "handshake message consumed"),
-            Ok(_) => {}
-            Err(e) => {
-                self.stats.rx_dropped += 1;
-                trace!("dropped a datagram from {}: {e}", from.addr);
-            }
+            let now = self.now();
+            io.rx.open(&self.dev, now, &io.workers);
+            io.rx.finish(
+                &mut self.dev,
+                &self.allowed,
+                now,
+                tun,
+                &mut io.handshakes,
+                &mut self.rx_stats,
+                &mut self.out,
+            );
+            self.flush(udp);
         }
+        io.rx.flush_tun(tun, &mut self.rx_stats);
+        let now = self.now();
+        self.dev
+            .note_handshake_queue_len(now.mono, io.handshakes.len());
+    }
+
+    /// Consumes queued handshake messages for at most [`HANDSHAKE_BUDGET`].
+    fn on_handshakes(&mut self, udp: &UdpSockets, hs: &mut HandshakeQueue) {
+        let origin = self.origin;
+        hs.process(
+            &mut self.dev,
+            || now_since(origin),
+            HANDSHAKE_BUDGET,
+            &mut self.rx_stats,
+            &mut self.out,
+        );
         self.flush(udp);
     }
 
@@ -330,39 +359,12 @@ fn send_one(dev: &mut Device, udp: &UdpSockets, peer: Option<PeerId>, e: Endpoin
     }
 }
 
-/// Receives every datagram ready on `sock` (bounded per wake-up) and feeds the daemon.
-fn drain_udp(
-    d: &mut Daemon,
-    udp: &UdpSockets,
-    sock: &Sock,
-    tun: &Tun,
-    bufs: &mut [Vec<u8>; RECV_BUFS],
-    meta: &mut [RecvMeta; RECV_BUFS],
-) {
-    for _ in 0..BATCH {
-        let n = {
-            let mut slices = bufs.each_mut().map(|b| IoSliceMut::new(b));
-            match sock.try_recv(&mut slices, meta) {
-                Ok(n) => n,
-                Err(_) => return,
-            }
-        };
-        for (m, buf) in meta.iter().zip(bufs.iter_mut()).take(n) {
-            let from = Endpoint {
-                addr: SocketAddr::new(m.addr.ip().to_canonical(), m.addr.port()),
-                local: m.dst_ip,
-            };
-            let stride = m.stride.max(1);
-            let mut at = 0;
-            while at < m.len {
-                let end = (at + stride).min(m.len);
-                if let Some(dgram) = buf.get_mut(at..end) {
-                    d.on_datagram(udp, tun, from, dgram);
-                }
-                at = end;
-            }
-        }
-    }
+/// The data path's preallocated state.
+struct DataPath {
+    rx: RxBatch,
+    tx: TxBatch,
+    handshakes: HandshakeQueue,
+    workers: Workers,
 }
 
 /// Future that never completes when the socket is absent.
@@ -464,16 +466,23 @@ pub async fn run(
     let mut watchdog_tick = watchdog.map(tokio::time::interval);
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
 
-    let mut tun_buf = vec![0u8; BUF_LEN];
     let gro = [&udp.v4, &udp.v6]
         .into_iter()
         .flatten()
         .map(Sock::gro_segments)
         .max()
         .unwrap_or(1);
-    let mut bufs: [Vec<u8>; RECV_BUFS] =
-        std::array::from_fn(|_| vec![0u8; BUF_LEN.max(1500 * gro)]);
-    let mut meta = [RecvMeta::default(); RECV_BUFS];
+    let mut io = DataPath {
+        rx: RxBatch::new(gro.max(64)),
+        tx: TxBatch::new(),
+        handshakes: HandshakeQueue::new(),
+        workers: Workers::from_env(),
+    };
+    info!(
+        offload = tun.offload(),
+        crypto_threads = io.workers.threads(),
+        "data path ready"
+    );
     let far = Duration::from_secs(3600);
     tokio::pin!(shutdown);
     let socket_iface = tun.name().to_string();
@@ -510,29 +519,24 @@ pub async fn run(
                     Ok(r) => r,
                     Err(e) => { info!("TUN error ({e}): interface gone, exiting"); break; }
                 };
-                let mut gone = false;
-                for _ in 0..BATCH {
-                    match ready.try_read(&mut tun_buf[16..BUF_LEN - 48]) {
-                        Some(Ok(n)) => d.on_tun_packet(&udp, &mut tun_buf, n),
-                        Some(Err(e)) => {
-                            info!("TUN read failed ({e}): interface gone, exiting");
-                            gone = true;
-                            break;
-                        }
-                        None => break,
-                    }
+                if let ReadEnd::Gone(e) = io.tx.read(&mut ready) {
+                    info!("TUN read failed ({e}): interface gone, exiting");
+                    break;
                 }
-                if gone { break; }
+                d.on_tun(&udp, &mut io.tx, &io.workers);
             }
             r = readable(udp.v4.as_ref()) => {
                 if r.is_ok() && let Some(s) = udp.v4.as_ref() {
-                    drain_udp(&mut d, &udp, s, &tun, &mut bufs, &mut meta);
+                    d.on_udp(&udp, s, &tun, &mut io);
                 }
             }
             r = readable(udp.v6.as_ref()) => {
                 if r.is_ok() && let Some(s) = udp.v6.as_ref() {
-                    drain_udp(&mut d, &udp, s, &tun, &mut bufs, &mut meta);
+                    d.on_udp(&udp, s, &tun, &mut io);
                 }
+            }
+            _ = std::future::ready(()), if !io.handshakes.is_empty() => {
+                d.on_handshakes(&udp, &mut io.handshakes);
             }
             _ = tokio::time::sleep_until(deadline) => d.on_timer(&udp),
         }
@@ -557,6 +561,7 @@ pub async fn run(
     if let Err(e) = crate::netconf::run_hooks("PostDown", &iface, &q.post_down) {
         warn!("{e:#}");
     }
-    info!(stats = ?d.stats, "stopped");
-    Ok(d.stats)
+    let stats = d.stats();
+    info!(?stats, "stopped");
+    Ok(stats)
 }

@@ -2,6 +2,7 @@
 //! peers, the index table, the cookie checker and the under-load state. It takes datagrams and
 //! inner packets with an injected clock and returns what to send; it does no I/O.
 
+use crate::aead::TransportKey;
 use crate::constants::{DEFAULT_MTU, UNDER_LOAD_AFTER, UNDER_LOAD_QUEUE_THRESHOLD};
 use crate::cookie::{CookieChecker, MacCheck};
 use crate::index::{IndexTable, PeerId};
@@ -110,7 +111,7 @@ pub struct Device {
     peers: Vec<Option<Peer>>,
     by_key: HashMap<PublicKey, PeerId>,
     index: IndexTable,
-    rng: Box<dyn CryptoRngCore + Send>,
+    rng: Box<dyn CryptoRngCore + Send + Sync>,
     mtu: usize,
     last_under_load: Option<Instant>,
     /// Counters.
@@ -129,7 +130,7 @@ impl std::fmt::Debug for Device {
 impl Device {
     /// A device with static key `private_key` (stored clamped, as the kernel and wireguard-go
     /// do; the public key is the same), taking randomness from `rng`.
-    pub fn new(private_key: PrivateKey, rng: Box<dyn CryptoRngCore + Send>) -> Self {
+    pub fn new(private_key: PrivateKey, rng: Box<dyn CryptoRngCore + Send + Sync>) -> Self {
         let private_key = clamped(private_key);
         Device {
             checker: CookieChecker::new(&private_key.public_key()),
@@ -147,7 +148,7 @@ impl Device {
 
     /// A device with no private key yet (as `wgd IFACE` starts before `wg setconf`): it neither
     /// sends nor answers handshakes until [`Device::set_private_key`].
-    pub fn without_key(mut rng: Box<dyn CryptoRngCore + Send>) -> Self {
+    pub fn without_key(mut rng: Box<dyn CryptoRngCore + Send + Sync>) -> Self {
         let placeholder = PrivateKey::generate(&mut *rng);
         let mut d = Self::new(placeholder, rng);
         d.key_set = false;
@@ -347,6 +348,25 @@ impl Device {
         self.with_peer(id, |p, ctx| p.send(ctx, now, buf, len, out))
     }
 
+    /// Prepares an inner packet `buf[16..16 + len]` for peer `id` without encrypting it (see
+    /// [`Peer::prepare_send`]); the caller seals `SendResult::Prepared` datagrams with
+    /// [`crate::keypair::seal_prepared`] and [`Device::send_key`], possibly on other cores.
+    pub fn prepare_send(
+        &mut self,
+        id: PeerId,
+        now: Now,
+        buf: &mut [u8],
+        len: usize,
+        out: &mut Vec<Transmit>,
+    ) -> Option<SendResult> {
+        self.with_peer(id, |p, ctx| p.prepare_send(ctx, now, buf, len, out))
+    }
+
+    /// The send key of peer `id`'s keypair with local index `keypair`, if still current.
+    pub fn send_key(&self, id: PeerId, keypair: u32) -> Option<&TransportKey> {
+        self.peer(id)?.send_key(keypair)
+    }
+
     /// Tells the device how many handshake messages wait in its queue. The device is under load
     /// while that is at least 1/8 of the queue's capacity, and for one second after.
     pub fn note_handshake_queue_len(&mut self, now: Instant, queue_len: usize) {
@@ -392,13 +412,44 @@ impl Device {
         buf: &mut [u8],
         out: &mut Vec<Transmit>,
     ) -> Result<Received, DropReason> {
+        let key = self.receive_key(now, buf)?;
+        let plain_len = crate::keypair::open_datagram(key, buf).map_err(PeerError::from)?;
+        self.receive_opened(now, from, buf, plain_len, out)
+    }
+
+    /// For a transport datagram: the checks before decryption that need no `&mut` (known
+    /// receiver index, keypair usable, counter inside the replay window), and the key that opens
+    /// it. With [`crate::keypair::open_datagram`] and [`Device::receive_opened`] this is
+    /// [`Device::receive`] split so the AEAD of a batch can run on several cores.
+    pub fn receive_key(&self, now: Now, buf: &[u8]) -> Result<&TransportKey, DropReason> {
+        let header = messages::TransportHeader::parse(buf)?;
+        let id = self
+            .index
+            .get(header.receiver)
+            .ok_or(DropReason::UnknownIndex)?;
+        let peer = self.peer(id).ok_or(DropReason::UnknownIndex)?;
+        Ok(peer.receive_key(now, buf)?)
+    }
+
+    /// The rest of receiving a transport datagram that authenticated and was decrypted in place
+    /// (`plain_len` plaintext bytes at `buf[16..]`).
+    pub fn receive_opened(
+        &mut self,
+        now: Now,
+        from: Endpoint,
+        buf: &mut [u8],
+        plain_len: usize,
+        out: &mut Vec<Transmit>,
+    ) -> Result<Received, DropReason> {
         let header = messages::TransportHeader::parse(buf)?;
         let id = self
             .index
             .get(header.receiver)
             .ok_or(DropReason::UnknownIndex)?;
         let r = self
-            .with_peer(id, |p, ctx| p.receive_data(ctx, now, from, buf, out))
+            .with_peer(id, |p, ctx| {
+                p.receive_opened(ctx, now, from, buf, plain_len, out)
+            })
             .ok_or(DropReason::UnknownIndex)??;
         Ok(match r {
             DataReceived::Keepalive => Received::Keepalive(id),

@@ -117,9 +117,21 @@ impl Keypair {
         TRANSPORT_HEADER_LEN + padded_len(len, mtu) + TAG_LEN
     }
 
-    /// Seals the payload `buf[16..16 + len]` in place: writes the header, zero padding and the
-    /// tag. Returns the datagram length (`buf[..n]` is to be sent).
-    pub fn seal(
+    /// The key that seals what this keypair sends (shared by crypto workers).
+    pub fn send_key(&self) -> &TransportKey {
+        &self.send
+    }
+
+    /// The key that opens what this keypair receives (shared by crypto workers).
+    pub fn recv_key(&self) -> &TransportKey {
+        &self.recv
+    }
+
+    /// The first half of sealing, the part that needs `&mut self`: reserves the next counter,
+    /// writes the header into `buf[..16]` and zero padding after the payload `buf[16..16 + len]`.
+    /// Returns the datagram length `n`; [`seal_prepared`] with [`Keypair::send_key`] on
+    /// `buf[..n]` finishes it (on any thread).
+    pub fn prepare_seal(
         &mut self,
         now: Instant,
         buf: &mut [u8],
@@ -128,9 +140,9 @@ impl Keypair {
     ) -> Result<usize, SealError> {
         let padded = padded_len(len, mtu);
         let total = TRANSPORT_HEADER_LEN + padded + TAG_LEN;
-        if buf.len() < total {
+        let Some(body) = buf.get_mut(..total) else {
             return Err(SealError::BufferTooSmall);
-        }
+        };
         if !self.can_send(now) {
             self.send_valid = false;
             return Err(SealError::Expired);
@@ -141,12 +153,26 @@ impl Keypair {
             receiver: self.remote_index,
             counter,
         }
-        .write(buf);
-        let body = &mut buf[TRANSPORT_HEADER_LEN..total];
-        let (data, tag_out) = body.split_at_mut(padded);
-        data[len..].fill(0);
-        let tag = self.send.seal(counter, data);
-        tag_out.copy_from_slice(&tag);
+        .write(body);
+        if let Some(pad) = body.get_mut(TRANSPORT_HEADER_LEN + len..TRANSPORT_HEADER_LEN + padded) {
+            pad.fill(0);
+        }
+        Ok(total)
+    }
+
+    /// Seals the payload `buf[16..16 + len]` in place: writes the header, zero padding and the
+    /// tag. Returns the datagram length (`buf[..n]` is to be sent).
+    pub fn seal(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        len: usize,
+        mtu: usize,
+    ) -> Result<usize, SealError> {
+        let total = self.prepare_seal(now, buf, len, mtu)?;
+        if let Some(d) = buf.get_mut(..total) {
+            seal_prepared(&self.send, d);
+        }
         Ok(total)
     }
 
@@ -168,31 +194,45 @@ impl Keypair {
         (bufs.len().min(lens.len()), None)
     }
 
-    /// Opens a transport datagram in place. On success returns the counter and the plaintext
-    /// length; the plaintext (padded inner packet) is `buf[16..16 + n]`. The replay window is
-    /// updated only after the packet authenticated.
-    pub fn open(&mut self, now: Instant, buf: &mut [u8]) -> Result<(u64, usize), OpenError> {
+    /// The checks before decryption that need no `&mut`: the keypair may still receive and the
+    /// counter is inside the replay window. Returns the counter.
+    pub fn check_receive(&self, now: Instant, buf: &[u8]) -> Result<u64, OpenError> {
         let header = TransportHeader::parse(buf).map_err(|_| OpenError::Malformed)?;
+        if buf.len() < TRANSPORT_MIN_LEN {
+            return Err(OpenError::Malformed);
+        }
         if !self.can_receive(now) {
-            self.recv_valid = false;
             return Err(OpenError::Expired);
         }
         if !self.replay.check(header.counter) {
             return Err(OpenError::Replay);
         }
-        let len = buf.len();
-        if len < TRANSPORT_MIN_LEN {
-            return Err(OpenError::Malformed);
-        }
-        let (data, tag) = buf[TRANSPORT_HEADER_LEN..].split_at_mut(len - TRANSPORT_MIN_LEN);
-        let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| OpenError::Malformed)?;
-        self.recv
-            .open(header.counter, data, tag)
-            .map_err(|_| OpenError::Auth)?;
-        if !self.replay.accept(header.counter) {
+        Ok(header.counter)
+    }
+
+    /// After a datagram under `counter` authenticated: marks the counter as seen. False if it
+    /// was seen meanwhile (a duplicate in the same batch): the packet must then be dropped.
+    pub fn accept_counter(&mut self, counter: u64) -> bool {
+        self.replay.accept(counter)
+    }
+
+    /// Opens a transport datagram in place. On success returns the counter and the plaintext
+    /// length; the plaintext (padded inner packet) is `buf[16..16 + n]`. The replay window is
+    /// updated only after the packet authenticated.
+    pub fn open(&mut self, now: Instant, buf: &mut [u8]) -> Result<(u64, usize), OpenError> {
+        let counter = match self.check_receive(now, buf) {
+            Ok(c) => c,
+            Err(OpenError::Expired) => {
+                self.recv_valid = false;
+                return Err(OpenError::Expired);
+            }
+            Err(e) => return Err(e),
+        };
+        let n = open_datagram(&self.recv, buf)?;
+        if !self.replay.accept(counter) {
             return Err(OpenError::Replay);
         }
-        Ok((header.counter, len - TRANSPORT_MIN_LEN))
+        Ok((counter, n))
     }
 
     /// Opens a batch of datagrams of one keypair in place; `results[i]` receives the outcome for
@@ -212,6 +252,42 @@ impl Keypair {
     pub fn expire_sending(&mut self) {
         self.send_valid = false;
     }
+}
+
+/// The second half of sealing (see [`Keypair::prepare_seal`]): encrypts `dgram[16..n - 16]`
+/// in place under the counter in the header and writes the tag into the last 16 bytes. Needs only
+/// the key, so a batch can be split across threads.
+pub fn seal_prepared(key: &TransportKey, dgram: &mut [u8]) {
+    let Some(body_len) = dgram.len().checked_sub(TRANSPORT_MIN_LEN) else {
+        return;
+    };
+    let Ok(header) = TransportHeader::parse(dgram) else {
+        return;
+    };
+    let Some(body) = dgram.get_mut(TRANSPORT_HEADER_LEN..) else {
+        return;
+    };
+    let (data, tag_out) = body.split_at_mut(body_len);
+    tag_out.copy_from_slice(&key.seal(header.counter, data));
+}
+
+/// Verifies and decrypts a transport datagram in place under the counter in its header; returns
+/// the plaintext length (the plaintext is `dgram[16..16 + n]`). Needs only the key; the replay
+/// window is the caller's (see [`Keypair::check_receive`] and [`Keypair::accept_counter`]).
+pub fn open_datagram(key: &TransportKey, dgram: &mut [u8]) -> Result<usize, OpenError> {
+    let header = TransportHeader::parse(dgram).map_err(|_| OpenError::Malformed)?;
+    let body_len = dgram
+        .len()
+        .checked_sub(TRANSPORT_MIN_LEN)
+        .ok_or(OpenError::Malformed)?;
+    let body = dgram
+        .get_mut(TRANSPORT_HEADER_LEN..)
+        .ok_or(OpenError::Malformed)?;
+    let (data, tag) = body.split_at_mut(body_len);
+    let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| OpenError::Malformed)?;
+    key.open(header.counter, data, tag)
+        .map_err(|_| OpenError::Auth)?;
+    Ok(body_len)
 }
 
 #[cfg(test)]

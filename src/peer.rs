@@ -5,13 +5,14 @@
 //! Every method takes the injected time and a [`Ctx`] with the device's key, RNG and index table;
 //! datagrams to send are appended to an output list as [`Transmit`]s.
 
+use crate::aead::TransportKey;
 use crate::constants::{
     KEEPALIVE_TIMEOUT, MAX_STAGED_PACKETS, MAX_TIMER_HANDSHAKES, REJECT_AFTER_TIME,
     REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT,
 };
 use crate::cookie::CookieJar;
 use crate::index::{IndexTable, PeerId};
-use crate::keypair::{Keypair, OpenError, SealError};
+use crate::keypair::{self, Keypair, OpenError, SealError};
 use crate::keys::{PresharedKey, PrivateKey, PublicKey};
 use crate::messages::{CookieReply, Initiation, Response, TRANSPORT_HEADER_LEN, TransportHeader};
 use crate::noise::{Handshake, HandshakeError, InitiationStart};
@@ -76,6 +77,17 @@ pub enum SendResult {
         len: usize,
         /// Destination.
         endpoint: Endpoint,
+    },
+    /// Header and padding written and the counter reserved ([`Peer::prepare_send`]): encrypt
+    /// `buf[..len]` with `keypair::seal_prepared` and the send key of the keypair whose local
+    /// index is `keypair` ([`Peer::send_key`]), then send it to `endpoint`.
+    Prepared {
+        /// Datagram length.
+        len: usize,
+        /// Destination.
+        endpoint: Endpoint,
+        /// Local index of the keypair that reserved the counter.
+        keypair: u32,
     },
     /// No usable session: the packet was copied to the staging queue (a handshake may have
     /// been queued); it leaves when the session is up.
@@ -495,8 +507,28 @@ impl Peer {
                 .any(|k| k.local_index == index)
     }
 
-    /// Decrypts a transport datagram in place and applies the receive-side rules: endpoint
-    /// update, keypair confirmation, timers, keepalives, inner length trimming.
+    /// The keypair slot whose local index is `index`.
+    fn slot_for(&self, index: u32) -> Option<&Keypair> {
+        [&self.current, &self.next, &self.previous]
+            .into_iter()
+            .flatten()
+            .find(|k| k.local_index == index)
+    }
+
+    /// The checks before decrypting a transport datagram that need no `&mut` (known keypair,
+    /// not expired, counter inside the replay window); returns the key that opens it. Crypto
+    /// workers call this through a shared `&Device`.
+    pub fn receive_key(&self, now: Now, buf: &[u8]) -> Result<&TransportKey, PeerError> {
+        let header = TransportHeader::parse(buf).map_err(|_| OpenError::Malformed)?;
+        let kp = self
+            .slot_for(header.receiver)
+            .ok_or(PeerError::UnknownIndex)?;
+        kp.check_receive(now.mono, buf)?;
+        Ok(kp.recv_key())
+    }
+
+    /// Receives a transport datagram: [`Peer::receive_key`], the AEAD, and
+    /// [`Peer::receive_opened`] in one.
     pub fn receive_data(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -505,32 +537,32 @@ impl Peer {
         buf: &mut [u8],
         out: &mut Vec<Transmit>,
     ) -> Result<DataReceived, PeerError> {
+        let key = self.receive_key(now, buf)?;
+        let plain_len = keypair::open_datagram(key, buf)?;
+        self.receive_opened(ctx, now, from, buf, plain_len, out)
+    }
+
+    /// The rest of receiving once the datagram authenticated and was decrypted in place
+    /// (`plain_len` bytes at `buf[16..]`): replay window update, roaming, key rotation, timers,
+    /// and the inner packet's length and source.
+    pub fn receive_opened(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        now: Now,
+        from: Endpoint,
+        buf: &mut [u8],
+        plain_len: usize,
+        out: &mut Vec<Transmit>,
+    ) -> Result<DataReceived, PeerError> {
         let header = TransportHeader::parse(buf).map_err(|_| OpenError::Malformed)?;
-        let slot = if self
-            .current
-            .as_ref()
-            .is_some_and(|k| k.local_index == header.receiver)
-        {
-            &mut self.current
-        } else if self
-            .next
-            .as_ref()
-            .is_some_and(|k| k.local_index == header.receiver)
-        {
-            &mut self.next
-        } else if self
-            .previous
-            .as_ref()
-            .is_some_and(|k| k.local_index == header.receiver)
-        {
-            &mut self.previous
-        } else {
-            return Err(PeerError::UnknownIndex);
-        };
-        let Some(kp) = slot.as_mut() else {
-            return Err(PeerError::UnknownIndex);
-        };
-        let (_, plain_len) = kp.open(now.mono, buf)?;
+        let kp = [&mut self.current, &mut self.next, &mut self.previous]
+            .into_iter()
+            .flatten()
+            .find(|k| k.local_index == header.receiver)
+            .ok_or(PeerError::UnknownIndex)?;
+        if !kp.accept_counter(header.counter) {
+            return Err(OpenError::Replay.into());
+        }
         // Authenticated and not a replay: the peer may roam here.
         self.endpoint = Some(from);
         self.stats.rx_bytes += buf.len() as u64;
@@ -611,10 +643,10 @@ impl Peer {
         }
     }
 
-    /// Sends an inner packet at `buf[16..16 + len]` (with room behind it for padding and the tag:
-    /// see [`Keypair::sealed_len`]). Seals in place when a session is up; stages a copy and
-    /// starts a handshake otherwise.
-    pub fn send(
+    /// Prepares the inner packet `buf[16..16 + len]` for sending: with a usable session,
+    /// reserves a counter and writes the header and padding (the AEAD is left to the caller, so a
+    /// batch can be encrypted on several cores); otherwise stages a copy and starts a handshake.
+    pub fn prepare_send(
         &mut self,
         ctx: &mut Ctx<'_>,
         now: Now,
@@ -636,10 +668,15 @@ impl Peer {
         let (Some(kp), Some(endpoint)) = (self.current.as_mut(), self.endpoint) else {
             return SendResult::BufferTooSmall;
         };
-        match kp.seal(now.mono, buf, len, ctx.mtu) {
+        let keypair = kp.local_index;
+        match kp.prepare_seal(now.mono, buf, len, ctx.mtu) {
             Ok(n) => {
                 self.after_data_sent(ctx, now, len > 0, out);
-                SendResult::Sealed { len: n, endpoint }
+                SendResult::Prepared {
+                    len: n,
+                    endpoint,
+                    keypair,
+                }
             }
             Err(SealError::BufferTooSmall) => SendResult::BufferTooSmall,
             Err(SealError::Expired) => {
@@ -650,6 +687,39 @@ impl Peer {
                 self.send_handshake_initiation(ctx, now, false, out);
                 SendResult::Staged
             }
+        }
+    }
+
+    /// The send key of the keypair with local index `keypair` if it is still the current one.
+    pub fn send_key(&self, keypair: u32) -> Option<&TransportKey> {
+        self.current
+            .as_ref()
+            .filter(|k| k.local_index == keypair)
+            .map(Keypair::send_key)
+    }
+
+    /// Sends the inner packet `buf[16..16 + len]`: [`Peer::prepare_send`] and the AEAD in one.
+    pub fn send(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        now: Now,
+        buf: &mut [u8],
+        len: usize,
+        out: &mut Vec<Transmit>,
+    ) -> SendResult {
+        match self.prepare_send(ctx, now, buf, len, out) {
+            SendResult::Prepared {
+                len,
+                endpoint,
+                keypair,
+            } => match (self.send_key(keypair), buf.get_mut(..len)) {
+                (Some(key), Some(d)) => {
+                    keypair::seal_prepared(key, d);
+                    SendResult::Sealed { len, endpoint }
+                }
+                _ => SendResult::BufferTooSmall,
+            },
+            other => other,
         }
     }
 

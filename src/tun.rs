@@ -1,15 +1,23 @@
-//! The TUN device: created with the tun-tap crate (no packet-info header), made non-blocking and
-//! driven through tokio's `AsyncFd`. MTU, link state and interface index are set/read with the
-//! classic `SIOC*IF*` ioctls on a throwaway socket.
+//! The TUN device, opened with the tun-rs crate: no packet-info header, and where the kernel
+//! allows it `IFF_VNET_HDR` with TCP segmentation offload (TUNSETOFFLOAD TSO4/TSO6, plus UDP
+//! segmentation on Linux >= 6.2). One read then carries up to 64 KB of TCP segments, which
+//! tun-rs splits into MTU-sized packets, and a batch written back is coalesced (GRO) into such
+//! super-packets, so the kernel crosses the TUN once per 64 KB instead of once per packet.
+//! The fd is non-blocking and driven through tokio's `AsyncFd`. MTU and link state are set with
+//! the classic `SIOC*IF*` ioctls on a throwaway socket.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+pub use tun_rs::{GROTable, VIRTIO_NET_HDR_LEN};
 
-struct IfaceFd(tun_tap::Iface);
+/// Largest packet a TUN read can carry (a 64 KB GSO super-packet).
+pub const MAX_SUPER_PACKET: usize = 65535;
 
-impl AsRawFd for IfaceFd {
+struct DevFd(tun_rs::SyncDevice);
+
+impl AsRawFd for DevFd {
     fn as_raw_fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }
@@ -17,8 +25,9 @@ impl AsRawFd for IfaceFd {
 
 /// A TUN interface.
 pub struct Tun {
-    fd: AsyncFd<IfaceFd>,
+    fd: AsyncFd<DevFd>,
     name: String,
+    offload: bool,
 }
 
 /// An `ifreq` for `name`, or an error if the name does not fit.
@@ -78,11 +87,21 @@ pub fn set_up(name: &str, up: bool) -> io::Result<()> {
     if_ioctl(libc::SIOCSIFFLAGS, &mut req)
 }
 
+/// True for a TUN error that means the interface is gone (EBADFD after `ip link del`, EIO...),
+/// false for a bad packet that tun-rs refused (those carry no OS error code).
+pub fn is_fatal(e: &io::Error) -> bool {
+    match e.raw_os_error() {
+        Some(code) => code != libc::EAGAIN && code != libc::EINTR && code != libc::EINVAL,
+        None => false,
+    }
+}
+
 impl Tun {
-    /// Creates (or attaches to) TUN interface `name`, without packet information, non-blocking,
-    /// registered with the current tokio runtime.
+    /// Creates (or attaches to) TUN interface `name`, without packet information, with offloads
+    /// when the kernel has them, non-blocking, registered with the current tokio runtime. The
+    /// link is left as it was (down when new).
     pub fn create(name: &str) -> io::Result<Tun> {
-        // tun-tap would silently truncate a long name and the kernel expands "%d": refuse both.
+        // The kernel expands "%d" and truncates long names: refuse both.
         ifreq(name)?;
         if name.contains('%') || name.contains('/') || name.chars().any(char::is_whitespace) {
             return Err(io::Error::new(
@@ -90,19 +109,45 @@ impl Tun {
                 format!("invalid interface name {name:?}"),
             ));
         }
-        let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tun)?;
-        iface.set_non_blocking()?;
-        let name = iface.name().to_string();
-        // SAFETY: the fd is owned by `iface` (a File inside tun_tap::Iface), stays open and
-        // unchanged until the AsyncFd (which owns `iface`) is dropped.
-        let fd = unsafe { AsyncFd::register_with_interest(IfaceFd(iface), Interest::READABLE) }
+        let build = |offload: bool| {
+            tun_rs::DeviceBuilder::new()
+                .name(name)
+                .offload(offload)
+                .inherit_enable_state()
+                .build_sync()
+        };
+        let no_offload = std::env::var_os("WGD_NO_TUN_OFFLOAD").is_some_and(|v| v != "0");
+        let (dev, offload) = if no_offload {
+            (build(false)?, false)
+        } else {
+            match build(true) {
+                Ok(d) => (d, true),
+                Err(e) => {
+                    tracing::info!("TUN offload unavailable ({e}); one packet per read");
+                    (build(false)?, false)
+                }
+            }
+        };
+        dev.set_nonblocking(true)?;
+        // SAFETY: the fd is owned by `dev`, stays open and unchanged until the AsyncFd (which
+        // owns `dev`) is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(DevFd(dev), Interest::READABLE) }
             .map_err(|e| e.into_parts().1)?;
-        Ok(Tun { fd, name })
+        Ok(Tun {
+            fd,
+            name: name.to_string(),
+            offload,
+        })
     }
 
-    /// The interface's name as the kernel gave it.
+    /// The interface's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// True if reads may carry TCP super-packets and writes are coalesced.
+    pub fn offload(&self) -> bool {
+        self.offload
     }
 
     /// Waits until the TUN has packets to read; the returned handle reads them without waiting.
@@ -114,23 +159,57 @@ impl Tun {
         ))
     }
 
-    /// Writes one packet. A full queue drops the packet (as a NIC would), reported as Ok(0).
-    pub fn write(&self, pkt: &[u8]) -> io::Result<usize> {
-        match self.fd.get_ref().0.send(pkt) {
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+    /// Writes a batch of packets, each at `bufs[i][VIRTIO_NET_HDR_LEN..]` (the room in front is
+    /// for the offload header). With offload, TCP segments of one flow are coalesced first
+    /// (`gro` is scratch state reused across calls); the buffers may then grow up to 64 KB, so
+    /// give them that capacity to stay allocation-free. A full queue drops packets (as a NIC
+    /// would).
+    pub fn write_batch(&self, gro: &mut GROTable, bufs: &mut [Vec<u8>]) -> io::Result<()> {
+        let dev = &self.fd.get_ref().0;
+        let offset = if self.offload { VIRTIO_NET_HDR_LEN } else { 0 };
+        let r = if self.offload {
+            dev.send_multiple(gro, bufs, offset)
+        } else {
+            // Without IFF_VNET_HDR the packets start at the front of the buffer.
+            let mut last = Ok(0);
+            for b in bufs.iter() {
+                if let Some(p) = b.get(VIRTIO_NET_HDR_LEN..) {
+                    last = dev.send(p);
+                }
+            }
+            last
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => Err(e),
         }
     }
 }
 
 /// Read access to a TUN that reported readiness.
-pub struct TunReady<'a>(tokio::io::unix::AsyncFdReadyGuard<'a, IfaceFd>);
+pub struct TunReady<'a>(tokio::io::unix::AsyncFdReadyGuard<'a, DevFd>);
 
 impl TunReady<'_> {
-    /// Reads one packet; `None` when none is left (readiness is then cleared).
-    pub fn try_read(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        self.0.try_io(|inner| inner.get_ref().0.recv(buf)).ok()
+    /// Reads the next packet or super-packet and splits it into `bufs` (packet `i` at
+    /// `bufs[i][offset..offset + sizes[i]]`, TCP/IP headers and checksums completed);
+    /// `scratch` holds the raw read (64 KB + the offload header). `None` when nothing is left
+    /// (readiness is then cleared).
+    pub fn read_batch(
+        &mut self,
+        scratch: &mut [u8],
+        bufs: &mut [Vec<u8>],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> Option<io::Result<usize>> {
+        self.0
+            .try_io(|inner| {
+                inner
+                    .get_ref()
+                    .0
+                    .recv_multiple(scratch, bufs, sizes, offset)
+            })
+            .ok()
     }
 }
 

@@ -68,11 +68,24 @@ impl Sock {
     /// sends again letting the kernel choose and returns `Ok(false)`: the caller should forget
     /// that source, as the kernel resets its cached source when the route lookup fails.
     pub fn send(&self, dst: SocketAddr, src: Option<IpAddr>, data: &[u8]) -> io::Result<bool> {
+        self.send_segments(dst, src, data, None)
+    }
+
+    /// Sends `data` as datagrams of `segment` bytes each (the last may be shorter) in one
+    /// `sendmsg` with UDP GSO, where the kernel has it (see [`Sock::max_segments`]); otherwise as
+    /// [`Sock::send`].
+    pub fn send_segments(
+        &self,
+        dst: SocketAddr,
+        src: Option<IpAddr>,
+        data: &[u8],
+        segment: Option<usize>,
+    ) -> io::Result<bool> {
         let t = Transmit {
             destination: dst,
             ecn: None,
             contents: data,
-            segment_size: None,
+            segment_size: segment.filter(|&s| s < data.len()),
             src_ip: src,
         };
         match self.state.try_send((&self.io).into(), &t) {
@@ -88,6 +101,11 @@ impl Sock {
     /// Sets or clears SO_MARK.
     pub fn set_fwmark(&self, mark: Option<u32>) -> io::Result<()> {
         socket2::SockRef::from(&self.io).set_mark(mark.unwrap_or(0))
+    }
+
+    /// Datagrams one GSO send may carry (1 without GSO).
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
     }
 
     /// Datagrams per GRO buffer (1 without GRO).

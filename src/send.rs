@@ -1,0 +1,261 @@
+//! The outbound data path (kernel `send.c`): a batch of inner packets from the TUN → cryptokey
+//! routing by destination → counters, headers and padding under `&mut Device` (in order, per
+//! peer) → the AEAD of the whole batch on the crypto workers (`&Device` shared, each packet in
+//! its own buffer) → runs of equal-sized datagrams to one endpoint leave in one UDP GSO `sendmsg`.
+//!
+//! Order per peer is kept by construction: counters are assigned in TUN order before any
+//! encryption, and the batch is sent in that order only once every packet in it is sealed.
+//! Every buffer is allocated once, up front; nothing here allocates per packet.
+
+use crate::allowedips::AllowedIps;
+use crate::device::Device;
+use crate::index::PeerId;
+use crate::keypair::seal_prepared;
+use crate::messages::TRANSPORT_HEADER_LEN;
+use crate::peer::{Endpoint, SendResult, Transmit};
+use crate::time::Now;
+use crate::tun::{MAX_SUPER_PACKET, TunReady, VIRTIO_NET_HDR_LEN};
+use crate::udp::UdpSockets;
+use crate::workers::Workers;
+use tracing::{debug, trace};
+
+/// Packet slots per batch (a 64 KB TCP super-packet splits into at most ~48 at MTU 1420).
+pub const SLOTS: usize = 128;
+/// Largest inner packet a slot holds (jumbo MTUs up to 9 KB).
+pub const MAX_PACKET: usize = 9216;
+/// One slot: header + packet + padding and tag room.
+const SLOT_LEN: usize = TRANSPORT_HEADER_LEN + MAX_PACKET + 32;
+/// Start another TUN read only while this many slots are free (one super-packet's worth).
+const READ_MORE_FREE: usize = 64;
+/// Most bytes one GSO send carries (IPv4/IPv6 length limits minus headers).
+const GSO_MAX_BYTES: usize = 65000;
+
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    /// Nothing to send (no peer, staged, dropped).
+    Skip,
+    /// Header written and counter reserved: seal with that keypair's key, then send.
+    Seal {
+        peer: PeerId,
+        keypair: u32,
+        len: usize,
+        endpoint: Endpoint,
+    },
+}
+
+/// What a batch read from the TUN ended with.
+pub enum ReadEnd {
+    /// The TUN has nothing more for now (or the batch is full).
+    Drained,
+    /// The interface is gone.
+    Gone(std::io::Error),
+}
+
+/// Counters of the outbound path.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TxStats {
+    /// Packets whose destination no peer's AllowedIPs covers.
+    pub no_peer: u64,
+    /// Packets sealed and handed to the UDP socket.
+    pub sent: u64,
+    /// UDP sendmsg calls.
+    pub send_calls: u64,
+}
+
+/// Preallocated state of the outbound path.
+pub struct TxBatch {
+    scratch: Vec<u8>,
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    jobs: Vec<Job>,
+    len: usize,
+    gso: Vec<u8>,
+}
+
+impl Default for TxBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TxBatch {
+    /// Allocates every buffer once.
+    pub fn new() -> TxBatch {
+        TxBatch {
+            scratch: vec![0; VIRTIO_NET_HDR_LEN + MAX_SUPER_PACKET],
+            bufs: (0..SLOTS).map(|_| vec![0; SLOT_LEN]).collect(),
+            sizes: vec![0; SLOTS],
+            jobs: vec![Job::Skip; SLOTS],
+            len: 0,
+            gso: Vec::with_capacity(GSO_MAX_BYTES + SLOT_LEN),
+        }
+    }
+
+    /// Packets waiting in the batch.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if no packet waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads packets from the TUN into free slots (payload at offset 16, room for the header)
+    /// until it has none or the batch is nearly full.
+    pub fn read(&mut self, ready: &mut TunReady<'_>) -> ReadEnd {
+        while self.len == 0 || SLOTS - self.len >= READ_MORE_FREE {
+            let (Some(bufs), Some(sizes)) = (
+                self.bufs.get_mut(self.len..),
+                self.sizes.get_mut(self.len..),
+            ) else {
+                return ReadEnd::Drained;
+            };
+            match ready.read_batch(&mut self.scratch, bufs, sizes, TRANSPORT_HEADER_LEN) {
+                None => return ReadEnd::Drained,
+                Some(Ok(n)) => self.len += n.min(SLOTS - self.len),
+                Some(Err(e)) if crate::tun::is_fatal(&e) => return ReadEnd::Gone(e),
+                Some(Err(e)) => debug!("TUN packet dropped: {e}"),
+            }
+        }
+        ReadEnd::Drained
+    }
+
+    /// Routes every packet by destination and prepares it under `&mut Device` (counter,
+    /// header, padding; or staging while there is no session). Handshakes this starts go to
+    /// `out`.
+    pub fn prepare(
+        &mut self,
+        dev: &mut Device,
+        allowed: &AllowedIps<PeerId>,
+        now: Now,
+        stats: &mut TxStats,
+        out: &mut Vec<Transmit>,
+    ) {
+        let n = self.len;
+        for ((buf, &size), job) in self
+            .bufs
+            .iter_mut()
+            .zip(&self.sizes)
+            .zip(&mut self.jobs)
+            .take(n)
+        {
+            *job = Job::Skip;
+            let Some(peer) = buf
+                .get(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + size)
+                .and_then(|p| allowed.lookup_packet_dst(p))
+            else {
+                stats.no_peer += 1;
+                continue;
+            };
+            match dev.prepare_send(peer, now, buf, size, out) {
+                Some(SendResult::Prepared {
+                    len,
+                    endpoint,
+                    keypair,
+                }) => {
+                    *job = Job::Seal {
+                        peer,
+                        keypair,
+                        len,
+                        endpoint,
+                    }
+                }
+                Some(SendResult::BufferTooSmall) => debug!("packet too large for the buffer"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Seals every prepared packet, spread over the crypto workers.
+    pub fn seal(&mut self, dev: &Device, workers: &Workers) {
+        let n = self.len;
+        let (Some(bufs), Some(jobs)) = (self.bufs.get_mut(..n), self.jobs.get(..n)) else {
+            return;
+        };
+        let op = |(buf, job): (&mut Vec<u8>, &Job)| {
+            if let Job::Seal {
+                peer, keypair, len, ..
+            } = *job
+                && let (Some(key), Some(d)) = (dev.send_key(peer, keypair), buf.get_mut(..len))
+            {
+                seal_prepared(key, d);
+            }
+        };
+        workers.for_each_pair(bufs, jobs, op);
+    }
+
+    /// Sends the sealed datagrams in order: each run of equal-sized datagrams to one endpoint
+    /// in one GSO send. Empties the batch.
+    pub fn send(&mut self, dev: &mut Device, udp: &UdpSockets, stats: &mut TxStats) {
+        let n = self.len;
+        self.len = 0;
+        let mut i = 0;
+        while i < n {
+            let Some(&Job::Seal {
+                peer,
+                len,
+                endpoint,
+                ..
+            }) = self.jobs.get(i)
+            else {
+                i += 1;
+                continue;
+            };
+            let Some(sock) = udp.for_addr(&endpoint.addr) else {
+                trace!("no socket for {}", endpoint.addr);
+                i += 1;
+                continue;
+            };
+            // The run: same peer and endpoint, every datagram `len` bytes but the last.
+            let max = sock.max_segments().max(1);
+            let mut end = i + 1;
+            let mut bytes = len;
+            while end < n && end - i < max {
+                match self.jobs.get(end) {
+                    Some(&Job::Seal {
+                        peer: p,
+                        len: l,
+                        endpoint: e,
+                        ..
+                    }) if p == peer && e == endpoint && l <= len && bytes + l <= GSO_MAX_BYTES => {
+                        bytes += l;
+                        end += 1;
+                        if l < len {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            let result = if end - i == 1 {
+                match self.bufs.get(i).and_then(|b| b.get(..len)) {
+                    Some(d) => sock.send(endpoint.addr, endpoint.local, d),
+                    None => Ok(true),
+                }
+            } else {
+                self.gso.clear();
+                for (buf, job) in self.bufs.iter().zip(&self.jobs).take(end).skip(i) {
+                    if let Job::Seal { len: l, .. } = *job
+                        && let Some(d) = buf.get(..l)
+                    {
+                        self.gso.extend_from_slice(d);
+                    }
+                }
+                sock.send_segments(endpoint.addr, endpoint.local, &self.gso, Some(len))
+            };
+            stats.send_calls += 1;
+            match result {
+                Ok(sticky_ok) => {
+                    stats.sent += (end - i) as u64;
+                    dev.note_sent(peer, bytes);
+                    if !sticky_ok && let Some(p) = dev.peer_mut(peer) {
+                        p.set_endpoint(Endpoint::new(endpoint.addr));
+                    }
+                }
+                Err(e) => trace!("send to {}: {e}", endpoint.addr),
+            }
+            i = end;
+        }
+    }
+}
