@@ -6,6 +6,7 @@
 
 pub mod conf;
 pub mod driver;
+pub mod inproc;
 pub mod netns;
 pub mod packet;
 pub mod transfer;
