@@ -221,6 +221,7 @@ impl RxBatch {
             for (d, status) in data.chunks_mut(stride).zip(st.iter()) {
                 match *status {
                     Status::Dropped => stats.dropped += 1,
+                    Status::Other if d.len() > HANDSHAKE_MAX => stats.dropped += 1,
                     Status::Other => {
                         if !hs.push(from, d) {
                             stats.handshake_queue_full += 1;
@@ -299,13 +300,10 @@ impl HandshakeQueue {
         }
     }
 
-    /// Queues a copy of `msg`; false if it was dropped (queue full). Messages longer than an
-    /// initiation are no handshake message and are dropped here (true: nothing to count).
+    /// Queues a copy of `msg`; false if it was dropped (queue full, or longer than any
+    /// handshake message).
     pub fn push(&mut self, from: Endpoint, msg: &[u8]) -> bool {
-        if msg.len() > HANDSHAKE_MAX {
-            return true;
-        }
-        if self.items.len() >= HANDSHAKE_QUEUE {
+        if msg.len() > HANDSHAKE_MAX || self.items.len() >= HANDSHAKE_QUEUE {
             return false;
         }
         let mut data = [0u8; HANDSHAKE_MAX];
