@@ -1,7 +1,7 @@
 //! The UAPI socket (wireguard.com/xplatform): `/var/run/wireguard/IFACE.sock`, as wireguard-go
 //! serves it, so that the stock `wg` and `wg-quick` drive wgd unchanged.
 //!
-//! Connections are served by small tasks that only read a bounded request (1 MiB, 10 s) and
+//! Connections are served by small tasks that only read a bounded request (32 MiB, 10 s) and
 //! write the reply; the request itself goes to the event loop that owns the device, over a
 //! channel, so configuration changes never race the data path.
 
@@ -17,8 +17,8 @@ use tracing::{debug, warn};
 
 /// Where userspace WireGuard implementations put their sockets.
 pub const SOCKET_DIR: &str = "/var/run/wireguard";
-/// Largest request accepted.
-pub const MAX_REQUEST: usize = 1 << 20;
+/// Largest request accepted (the parser's limit).
+pub const MAX_REQUEST: usize = crate::uapi::MAX_REQUEST_LEN;
 /// Longest a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -146,8 +146,11 @@ async fn read_request(
     pending: &mut Vec<u8>,
 ) -> io::Result<Option<Vec<u8>>> {
     let mut chunk = [0u8; 4096];
+    // Bytes of `pending` already searched for the end: each read is scanned once, not the
+    // whole request again (which was quadratic in its size).
+    let mut scanned = 0;
     loop {
-        if let Some(end) = request_end(pending) {
+        if let Some(end) = request_end(pending, scanned) {
             let rest = pending.split_off(end);
             let req = std::mem::replace(pending, rest);
             return Ok(Some(req));
@@ -158,6 +161,8 @@ async fn read_request(
                 "request too large",
             ));
         }
+        // A "\n\n" may straddle two reads.
+        scanned = pending.len().saturating_sub(1);
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             if pending.is_empty() {
@@ -170,12 +175,17 @@ async fn read_request(
     }
 }
 
-/// The end of the first request in `buf`: just past the first "\n\n" (or a lone leading "\n").
-fn request_end(buf: &[u8]) -> Option<usize> {
+/// The end of the first request in `buf`: just past the first "\n\n" (or a lone leading "\n"),
+/// searching from `from` (the caller knows there is no "\n\n" in `buf[..from + 1]`).
+fn request_end(buf: &[u8], from: usize) -> Option<usize> {
     if buf.first() == Some(&b'\n') {
         return Some(1);
     }
-    buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
+    let from = from.min(buf.len());
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| from + i + 2)
 }
 
 /// Completes when the socket file of `iface` is removed or renamed away (wireguard-go exits
@@ -277,10 +287,14 @@ mod tests {
 
     #[test]
     fn request_boundaries() {
-        assert_eq!(request_end(b"get=1\n\n"), Some(7));
-        assert_eq!(request_end(b"get=1\n"), None);
-        assert_eq!(request_end(b"set=1\nfwmark=0\n\nget=1\n\n"), Some(16));
-        assert_eq!(request_end(b"\n"), Some(1));
-        assert_eq!(request_end(b""), None);
+        assert_eq!(request_end(b"get=1\n\n", 0), Some(7));
+        assert_eq!(request_end(b"get=1\n", 0), None);
+        assert_eq!(request_end(b"set=1\nfwmark=0\n\nget=1\n\n", 0), Some(16));
+        assert_eq!(request_end(b"\n", 0), Some(1));
+        assert_eq!(request_end(b"", 0), None);
+        // Resuming after a read that ended in the middle of the "\n\n".
+        assert_eq!(request_end(b"get=1\n\n", 5), Some(7));
+        assert_eq!(request_end(b"set=1\nfwmark=0\n\nget=1\n\n", 14), Some(16));
+        assert_eq!(request_end(b"get=1\n", 99), None);
     }
 }

@@ -37,10 +37,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// The largest request accepted, in bytes, including the terminating blank line (1 MiB).
-pub const MAX_REQUEST_LEN: usize = 1 << 20;
-/// The most lines a request may have, including the operation line and the blank line.
-pub const MAX_LINES: usize = 1 << 16;
+/// The largest request accepted, in bytes, including the terminating blank line (32 MiB:
+/// `wg setconf` sends a whole configuration in one request, about 160 bytes per peer with two
+/// prefixes, so this is room for some 200,000 peers; 1 MiB refused 10,000).
+pub const MAX_REQUEST_LEN: usize = 32 << 20;
+/// The most lines a request may have, including the operation line and the blank line (four
+/// or more per peer in a `wg setconf`).
+pub const MAX_LINES: usize = 1 << 21;
 /// The longest line, without its `\n` (wireguard-go's `bufio.Scanner` limit, 64 KiB - 1).
 pub const MAX_LINE_LEN: usize = 64 * 1024 - 1;
 /// The most peers a device may have after a `set` (the kernel's `MAX_PEERS_PER_DEVICE`).
@@ -1356,7 +1359,7 @@ mod tests {
 
     #[test]
     fn size_limits() {
-        // Over 1 MiB: refused before looking at it.
+        // Over MAX_REQUEST_LEN: refused before looking at it.
         let mut big = b"set=1\n".to_vec();
         big.resize(MAX_REQUEST_LEN + 1, b'a');
         assert_eq!(parse_request(&big), Err(UapiError::RequestTooLarge));
