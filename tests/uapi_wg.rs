@@ -1583,13 +1583,14 @@ fn bad_requests_and_non_root_clients_are_refused() {
             false,
         ),
     ];
-    // Over the line limit (65536) but under 1 MiB: 70,000 `fwmark=1` lines.
+    // Over the line limit but under the size limit: MAX_LINES `fwmark=1` lines.
     let mut many = b"set=1\n".to_vec();
-    for _ in 0..70_000 {
+    for _ in 0..wgd::uapi::MAX_LINES {
         many.extend_from_slice(b"fwmark=1\n");
     }
     many.push(b'\n');
-    cases.push(("70,000 lines".into(), many, false));
+    assert!(many.len() < wgd::uapi::MAX_REQUEST_LEN);
+    cases.push(("MAX_LINES + 2 lines".into(), many, false));
     // One line longer than 64 KiB.
     let mut long = b"set=1\nfwmark=".to_vec();
     long.extend(std::iter::repeat_n(b'1', 70_000));
