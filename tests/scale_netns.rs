@@ -79,6 +79,25 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time (user + system) `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/stat: {e}"));
+    // Fields after the command name (which ends with the last ')'): utime and stime are the
+    // 12th and 13th, in clock ticks.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    assert_eq!(f.len(), 2, "/proc/{pid}/stat: {stat}");
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis((f[0] + f[1]) * 1000 / hz)
+}
+
 /// A file of ours, removed on drop.
 struct TempFile(PathBuf);
 
@@ -355,8 +374,10 @@ fn ten_thousand_peers_and_a_handshake_storm() {
         &peers_conf(&server_key, &publics),
     );
     let t = Instant::now();
+    let cpu0 = cpu_time(pid);
     let out = srv.run_unchecked(&["wg", "setconf", &iface, conf.path()]);
     let setconf_time = t.elapsed();
+    let setconf_cpu = cpu_time(pid) - cpu0;
     assert!(
         out.status.success(),
         "wg setconf with {PEERS} peers failed ({}): {}\nlog tail:\n{}",
@@ -373,7 +394,8 @@ fn ten_thousand_peers_and_a_handshake_storm() {
     let per_peer = (rss1.saturating_sub(rss0) * 1024) as f64 / PEERS as f64;
     eprintln!(
         "scale_netns: wgd with {PEERS} peers: VmRSS {rss0} -> {rss1} KiB, VmHWM {hwm0} -> {hwm1} \
-         KiB ({per_peer:.0} bytes/peer); wg setconf {setconf_time:?}; wg show dump \
+         KiB ({per_peer:.0} bytes/peer); wg setconf {setconf_time:?} (wgd CPU \
+         {setconf_cpu:?}); wg show dump \
          {dump_time:?} ({} bytes, {dump_lines} lines)",
         dump.len()
     );
@@ -396,7 +418,9 @@ fn ten_thousand_peers_and_a_handshake_storm() {
         .parse()
         .unwrap();
     let server = server_key.public_key();
+    let cpu0 = cpu_time(pid);
     let r = cli.enter(move || storm(keys, server, endpoint));
+    let storm_cpu = cpu_time(pid) - cpu0;
     assert_eq!(
         r.sessions.len(),
         INITIATORS,
@@ -410,12 +434,21 @@ fn ten_thousand_peers_and_a_handshake_storm() {
          once: every session up after {hs_all:?} (median {hs_median:?}): {:.0} handshakes/s; \
          every echo reply through the tunnel after {echo_all:?} (median {echo_median:?}); {} \
          initiations sent ({} retries), {} echo requests ({} repeated after 1 s without a \
-         reply); wgd VmRSS {rss2} KiB, VmHWM {hwm2} KiB",
+         reply); wgd used {storm_cpu:?} of CPU ({:.0} handshakes per CPU second); wgd VmRSS \
+         {rss2} KiB, VmHWM {hwm2} KiB",
         INITIATORS as f64 / hs_all.as_secs_f64(),
         r.initiations,
         r.initiations - INITIATORS as u64,
         r.echoes,
-        r.echoes - INITIATORS as u32
+        r.echoes - INITIATORS as u32,
+        INITIATORS as f64 / storm_cpu.as_secs_f64().max(0.001),
+    );
+    // Packets the kernel could not queue to the TUN (its queue holds 500) while wgd was busy.
+    let stat = format!("/sys/class/net/{iface}/statistics/tx_dropped");
+    let out = srv.run(&["cat", &stat]);
+    eprintln!(
+        "scale_netns: {iface} tx_dropped (TUN queue full) after the storm: {}",
+        String::from_utf8_lossy(&out.stdout).trim()
     );
     // wgd's own view: 1,000 peers with a handshake.
     let handshakes = wgd.wg(&["show", &iface, "latest-handshakes"]);
