@@ -324,13 +324,13 @@ fn allowedips_lookup_is_independent_of_the_peer_count() {
          IPv4 {s4:.2}x IPv6 {s6:.2}x"
     );
     // The trie's depth grows with log2(peers) until it reaches the prefix length (32 or 128),
-    // and a 10k-peer table no longer fits in L1/L2: 1,000x the peers cost about 5x (measured
-    // 5.0x to 5.8x), 10x the peers about 2x. An O(peers) lookup would cost 1,000x and
-    // 10x.
-    assert!(r4 < 10.0, "IPv4 lookup 10k/10 peers = {r4:.2}x");
-    assert!(r6 < 10.0, "IPv6 lookup 10k/10 peers = {r6:.2}x");
-    assert!(s4 < 4.0, "IPv4 lookup 10k/1k peers = {s4:.2}x");
-    assert!(s6 < 4.0, "IPv6 lookup 10k/1k peers = {s6:.2}x");
+    // and a 10k-peer table no longer fits in L1/L2: 1,000x the peers cost 5x to 8x (more when
+    // other processes thrash the caches), 10x the peers about 2x. An O(peers) lookup would
+    // cost 1,000x and 10x: the bounds sit far below that, and far above the measurements.
+    assert!(r4 < 25.0, "IPv4 lookup 10k/10 peers = {r4:.2}x");
+    assert!(r6 < 25.0, "IPv6 lookup 10k/10 peers = {r6:.2}x");
+    assert!(s4 < 5.0, "IPv4 lookup 10k/1k peers = {s4:.2}x");
+    assert!(s6 < 5.0, "IPv6 lookup 10k/1k peers = {s6:.2}x");
 }
 
 #[test]

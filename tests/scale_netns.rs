@@ -47,8 +47,8 @@ const CLI_UNDERLAY: &str = "198.18.0.2/16";
 const SRV_TUNNEL: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 254);
 /// Every initiator must have its echo reply within this time of the start of the storm.
 const STORM_LIMIT: Duration = Duration::from_secs(60);
-/// Measured 47 MiB (VmRSS) with 10,000 peers, 52 MiB after the storm (see docs/scale.md);
-/// bound at about 1.5x.
+/// Measured 47 to 50 MiB (VmRSS) with 10,000 peers, 52 MiB after the storm (see
+/// docs/scale.md); bound at about 1.5x.
 const RSS_LIMIT_KIB: u64 = 72 * 1024;
 
 /// Peer `i`'s tunnel addresses.
