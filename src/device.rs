@@ -12,6 +12,7 @@ use crate::noise::{self, HandshakeError};
 use crate::peer::{
     Ctx, DataReceived, Endpoint, Peer, PeerError, SendResult, Transmit, TransmitKind,
 };
+use crate::ratelimiter::RateLimiter;
 use crate::time::{Instant, Now};
 use rand_core::CryptoRngCore;
 use std::cmp::Reverse;
@@ -66,6 +67,10 @@ pub enum DropReason {
     /// A cookie reply that does not match our last handshake message.
     #[error(transparent)]
     Cookie(#[from] crate::cookie::CookieError),
+    /// Under load, a handshake message with a valid MAC2 from a source over its rate (or a new
+    /// source while the rate limiter's table is full).
+    #[error("handshake rate limit exceeded for this source")]
+    RateLimited,
 }
 
 impl From<HandshakeError> for DropReason {
@@ -81,8 +86,11 @@ pub struct DeviceStats {
     pub invalid_mac: u64,
     /// Cookie replies sent (each one a DH computation avoided).
     pub cookie_replies_sent: u64,
-    /// Handshake messages that reached the DH computations.
+    /// Handshake messages that reached the DH computations (an initiation always costs one; a
+    /// response only once its receiver index named one of our handshakes).
     pub handshakes_processed: u64,
+    /// Handshake messages dropped by the per-source rate limiter (under load only).
+    pub rate_limited: u64,
 }
 
 /// Why a peer could not be added.
@@ -117,6 +125,7 @@ pub struct Device {
     rng: Box<dyn CryptoRngCore + Send + Sync>,
     mtu: usize,
     last_under_load: Option<Instant>,
+    limiter: RateLimiter,
     /// Counters.
     pub stats: DeviceStats,
 }
@@ -146,6 +155,7 @@ impl Device {
             rng,
             mtu: DEFAULT_MTU,
             last_under_load: None,
+            limiter: RateLimiter::new(),
             stats: DeviceStats::default(),
         }
     }
@@ -384,6 +394,11 @@ impl Device {
         }
     }
 
+    /// The per-source handshake rate limiter (applied under load to messages with a valid MAC2).
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
     /// True if handshake messages must carry a valid MAC2 at `now`.
     pub fn is_under_load(&self, now: Instant) -> bool {
         self.last_under_load
@@ -504,6 +519,15 @@ impl Device {
                 self.stats.invalid_mac += 1;
                 return Err(DropReason::InvalidMac);
             }
+            // Under load, a valid MAC2 proves the source address; the per-source token bucket
+            // then bounds the DH work that address can cause (kernel: cookie.c asks the
+            // rate limiter only after MAC2 verified).
+            MacCheck::ValidWithCookie => {
+                if !self.limiter.allow(now.mono, from.addr.ip()) {
+                    self.stats.rate_limited += 1;
+                    return Err(DropReason::RateLimited);
+                }
+            }
             MacCheck::ValidMac1 if under_load => {
                 if let Some(reply) = self.checker.make_reply(
                     now.mono,
@@ -523,11 +547,11 @@ impl Device {
                 }
                 return Ok(Received::CookieSent);
             }
-            _ => {}
+            MacCheck::ValidMac1 => {}
         }
-        self.stats.handshakes_processed += 1;
         match msg {
             Message::Initiation(m) => {
+                self.stats.handshakes_processed += 1;
                 let start = noise::start_consume_initiation(&self.private_key, &m)?;
                 let id = self
                     .peer_by_key(&start.initiator_static)
@@ -541,6 +565,7 @@ impl Device {
             }
             Message::Response(m) => {
                 let id = self.index.get(m.receiver).ok_or(DropReason::UnknownIndex)?;
+                self.stats.handshakes_processed += 1;
                 self.with_peer(id, |p, ctx| p.receive_response(ctx, now, from, &m, out))
                     .ok_or(DropReason::UnknownIndex)??;
                 Ok(Received::Handshake(id))
@@ -549,8 +574,10 @@ impl Device {
         }
     }
 
-    /// Runs every peer's timers due at `now`; returns the next deadline.
+    /// Runs every peer's timers due at `now` and, at most once a second, the rate limiter's
+    /// sweep of idle sources; returns the next deadline.
     pub fn tick(&mut self, now: Now, out: &mut Vec<Transmit>) -> Option<Instant> {
+        self.limiter.tick(now.mono);
         let ids: Vec<PeerId> = self.peer_ids().collect();
         for id in ids {
             let due = self
@@ -564,12 +591,14 @@ impl Device {
         self.next_deadline()
     }
 
-    /// The earliest timer deadline over all peers.
+    /// The earliest timer deadline over all peers, and the rate limiter's next sweep while it
+    /// tracks any source (an idle device has none).
     pub fn next_deadline(&self) -> Option<Instant> {
         self.peers
             .iter()
             .flatten()
             .filter_map(Peer::next_deadline)
+            .chain(self.limiter.next_deadline())
             .min()
     }
 }

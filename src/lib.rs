@@ -16,6 +16,7 @@
 //! - [`keypair`]: transport keys, in-place and batch seal/open (`noise.c` keypairs, `send.c`/`receive.c` crypto)
 //! - [`timers`]: the per-peer timer state machine (`timers.c`)
 //! - [`peer`]: one peer's protocol state (`peer.c`)
+//! - [`ratelimiter`]: the per-source token bucket for handshakes under load (`ratelimiter.c`)
 //! - [`device`]: the device: identity, peers, index table, dispatch (`device.c`, `receive.c`)
 //! - [`index`]: random, unique 32-bit sender indices (`peerlookup.c`)
 
@@ -35,6 +36,7 @@ pub mod messages;
 pub mod netconf;
 pub mod noise;
 pub mod peer;
+pub mod ratelimiter;
 pub mod receive;
 pub mod replay;
 pub mod send;

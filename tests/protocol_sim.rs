@@ -387,6 +387,10 @@ fn cookie_round_trip_under_load() {
     assert_eq!(s.count(S::B, TransmitKind::Response), 1);
     assert!(s.b.dev.is_under_load(s.now.mono));
     assert_eq!(s.b.inbox, vec![0]);
+    // One DH computation in all, and the retry (valid MAC2) passed the per-source rate limiter.
+    assert_eq!(s.b.dev.stats.handshakes_processed, 1);
+    assert_eq!(s.b.dev.stats.rate_limited, 0);
+    assert_eq!(s.b.dev.rate_limiter().len(), 1);
 }
 
 #[test]
