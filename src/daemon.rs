@@ -489,7 +489,7 @@ pub async fn run(
     let socket_gone = crate::ipc::socket_removed(&socket_iface);
     tokio::pin!(socket_gone);
     loop {
-        let deadline = match d.dev.next_deadline() {
+        let deadline = match d.dev.next_wakeup() {
             Some(t) => d.deadline(t),
             None => tokio::time::Instant::now() + far,
         };

@@ -125,6 +125,11 @@ pub struct Device {
     rng: Box<dyn CryptoRngCore + Send + Sync>,
     mtu: usize,
     last_under_load: Option<Instant>,
+    /// An instant at or before the earliest timer deadline ([`Device::next_wakeup`]), kept up to
+    /// date in O(1) per peer operation so the event loop does not scan every peer per wake-up.
+    wakeup: Option<Instant>,
+    /// True when `wakeup` must be recomputed (a peer was changed from outside `with_peer`).
+    wakeup_dirty: bool,
     limiter: RateLimiter,
     /// Counters.
     pub stats: DeviceStats,
@@ -155,6 +160,8 @@ impl Device {
             rng,
             mtu: DEFAULT_MTU,
             last_under_load: None,
+            wakeup: None,
+            wakeup_dirty: true,
             limiter: RateLimiter::new(),
             stats: DeviceStats::default(),
         }
@@ -177,6 +184,7 @@ impl Device {
     /// Removes the private key (a zero key over the UAPI): sessions stop sending and no
     /// handshake is made or answered until a key is set again.
     pub fn clear_private_key(&mut self) {
+        self.wakeup_dirty = true;
         let placeholder = PrivateKey::generate(&mut *self.rng);
         self.set_private_key(placeholder);
         self.key_set = false;
@@ -202,6 +210,7 @@ impl Device {
     /// keypairs stop being used for sending (a new handshake follows on demand), and a peer whose
     /// public key equals the new public key is removed. Returns the removed peer, if any.
     pub fn set_private_key(&mut self, key: PrivateKey) -> Option<PeerId> {
+        self.wakeup_dirty = true;
         let key = clamped(key);
         if self.key_set && key == self.private_key {
             return None;
@@ -237,6 +246,7 @@ impl Device {
         public_key: PublicKey,
         psk: PresharedKey,
     ) -> Result<PeerId, PeerConfigError> {
+        self.wakeup_dirty = true;
         if public_key == self.public_key() {
             return Err(PeerConfigError::OwnKey);
         }
@@ -265,6 +275,7 @@ impl Device {
 
     /// Removes a peer, freeing its indices.
     pub fn remove_peer(&mut self, id: PeerId) -> Option<Peer> {
+        self.wakeup_dirty = true;
         let mut peer = self.peers.get_mut(id.0 as usize)?.take()?;
         self.free.push(Reverse(id.0));
         self.by_key.remove(peer.public_key());
@@ -292,6 +303,7 @@ impl Device {
 
     /// A peer, mutable (configuration).
     pub fn peer_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.wakeup_dirty = true;
         self.peers.get_mut(id.0 as usize)?.as_mut()
     }
 
@@ -331,7 +343,13 @@ impl Device {
             mtu: self.mtu,
             key_set: self.key_set,
         };
-        Some(f(peer, &mut ctx))
+        let r = f(peer, &mut ctx);
+        // A deadline of this peer may have moved earlier: keep `wakeup` at or before it. (One
+        // that moved later leaves `wakeup` early, which only costs a tick that finds nothing.)
+        if let Some(d) = peer.next_deadline() {
+            self.wakeup = Some(self.wakeup.map_or(d, |w| w.min(d)));
+        }
+        Some(r)
     }
 
     /// Sets a peer's persistent keepalive interval (None or zero = off); turning it on sends a
@@ -578,8 +596,8 @@ impl Device {
     /// sweep of idle sources; returns the next deadline.
     pub fn tick(&mut self, now: Now, out: &mut Vec<Transmit>) -> Option<Instant> {
         self.limiter.tick(now.mono);
-        let ids: Vec<PeerId> = self.peer_ids().collect();
-        for id in ids {
+        for i in 0..self.peers.len() {
+            let id = PeerId(i as u32);
             let due = self
                 .peer(id)
                 .and_then(Peer::next_deadline)
@@ -588,7 +606,23 @@ impl Device {
                 self.with_peer(id, |p, ctx| p.tick(ctx, now, out));
             }
         }
-        self.next_deadline()
+        self.wakeup = self.next_deadline();
+        self.wakeup_dirty = false;
+        self.wakeup
+    }
+
+    /// When the event loop must call [`Device::tick`] next: at or before the earliest timer
+    /// deadline (possibly earlier, after a deadline moved later). O(1) except after a peer was
+    /// changed through [`Device::peer_mut`] or added/removed, when it rescans.
+    pub fn next_wakeup(&mut self) -> Option<Instant> {
+        if self.wakeup_dirty {
+            self.wakeup = self.next_deadline();
+            self.wakeup_dirty = false;
+        }
+        match (self.wakeup, self.limiter.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The earliest timer deadline over all peers, and the rate limiter's next sweep while it
