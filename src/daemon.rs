@@ -216,18 +216,18 @@ impl Daemon {
 
     /// Answers one UAPI request. A `set` is applied atomically; a new listen port is bound
     /// before the old sockets are dropped, so a failure leaves everything as it was.
-    fn on_uapi(&mut self, udp: &mut UdpSockets, bytes: &[u8]) -> String {
+    fn on_uapi(&mut self, udp: &mut UdpSockets, bytes: &[u8]) -> zeroize::Zeroizing<String> {
         use crate::uapi::{self, Request};
         let req = match uapi::parse_request(bytes) {
             Ok(r) => r,
             Err(e) => {
                 debug!("UAPI request refused: {e}");
-                return uapi::format_errno(e.errno());
+                return uapi::format_errno(e.errno()).into();
             }
         };
         match req {
             Request::Get => uapi::format_get(&self.dev, &self.allowed, udp.port(), self.fwmark),
-            Request::Set(set) => self.apply_set(udp, set),
+            Request::Set(set) => self.apply_set(udp, set).into(),
         }
     }
 
