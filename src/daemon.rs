@@ -66,6 +66,8 @@ pub struct Options {
     pub mtu: u32,
     /// The configuration file, re-read on SIGHUP (None: SIGHUP is ignored).
     pub config_path: Option<std::path::PathBuf>,
+    /// `--user`: the user to become once everything privileged is set up (None: stay root).
+    pub user: Option<crate::privdrop::Target>,
 }
 
 /// The state the event loop owns besides the I/O objects.
@@ -437,7 +439,12 @@ pub async fn run(
             }
         }
         wgq.set_dns(tun.name(), &q.dns)?;
-        crate::netconf::run_hooks("PostUp", tun.name(), &q.post_up)
+        crate::netconf::run_hooks("PostUp", tun.name(), &q.post_up)?;
+        // TUN, UDP sockets, UAPI socket, wg-quick settings in place: drop root (`--user`).
+        match &opts.user {
+            Some(t) => Ok(crate::privdrop::drop_privileges(t, udp.port())?),
+            None => Ok(()),
+        }
     })();
     if let Err(e) = setup {
         wgq.down();
