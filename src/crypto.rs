@@ -20,8 +20,44 @@ pub const TAG_LEN: usize = 16;
 /// Length of an X25519 key.
 pub const KEY_LEN: usize = 32;
 
-/// A 32-byte secret that is zeroized when dropped.
-pub type SecretBytes = Zeroizing<[u8; 32]>;
+/// A 32-byte secret (chaining key, DH result, session key) that is zeroized when dropped,
+/// compared in constant time and redacted in `Debug` (a bare `Zeroizing<[u8; 32]>` would print
+/// its bytes).
+#[derive(Clone, Default)]
+pub struct SecretBytes(Zeroizing<[u8; 32]>);
+
+impl SecretBytes {
+    /// Takes ownership of `b` (the caller's copy is the caller's to zeroize).
+    pub fn new(b: [u8; 32]) -> Self {
+        SecretBytes(Zeroizing::new(b))
+    }
+}
+
+impl std::ops::Deref for SecretBytes {
+    type Target = [u8; 32];
+    fn deref(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SecretBytes {
+    fn deref_mut(&mut self) -> &mut [u8; 32] {
+        &mut self.0
+    }
+}
+
+impl PartialEq for SecretBytes {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(&self.0[..], &other.0[..])
+    }
+}
+impl Eq for SecretBytes {}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBytes(<redacted>)")
+    }
+}
 
 /// Error of an authenticated decryption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -56,12 +92,12 @@ pub fn hmac(key: &[u8], parts: &[&[u8]]) -> SecretBytes {
     let mut m = match <SimpleHmac<Blake2s256> as KeyInit>::new_from_slice(key) {
         Ok(m) => m,
         // HMAC accepts keys of any length.
-        Err(_) => return Zeroizing::new([0u8; 32]),
+        Err(_) => return SecretBytes::default(),
     };
     for p in parts {
         Mac::update(&mut m, p);
     }
-    Zeroizing::new(m.finalize().into_bytes().into())
+    SecretBytes::new(m.finalize().into_bytes().into())
 }
 
 /// KDF1(key, input): the first output of HKDF.
@@ -154,7 +190,7 @@ pub fn xaead_open(
 /// which aborts the handshake as in the kernel. The check is constant time.
 pub fn dh(private: &x25519_dalek::StaticSecret, public: &[u8; 32]) -> Option<SecretBytes> {
     let shared = private.diffie_hellman(&x25519_dalek::PublicKey::from(*public));
-    let out = Zeroizing::new(shared.to_bytes());
+    let out = SecretBytes::new(shared.to_bytes());
     if bool::from(out.ct_eq(&[0u8; 32])) {
         None
     } else {

@@ -66,6 +66,8 @@ pub struct Options {
     pub mtu: u32,
     /// The configuration file, re-read on SIGHUP (None: SIGHUP is ignored).
     pub config_path: Option<std::path::PathBuf>,
+    /// `--user`: the user to become once everything privileged is set up (None: stay root).
+    pub user: Option<crate::privdrop::Target>,
 }
 
 /// The state the event loop owns besides the I/O objects.
@@ -216,18 +218,18 @@ impl Daemon {
 
     /// Answers one UAPI request. A `set` is applied atomically; a new listen port is bound
     /// before the old sockets are dropped, so a failure leaves everything as it was.
-    fn on_uapi(&mut self, udp: &mut UdpSockets, bytes: &[u8]) -> String {
+    fn on_uapi(&mut self, udp: &mut UdpSockets, bytes: &[u8]) -> zeroize::Zeroizing<String> {
         use crate::uapi::{self, Request};
         let req = match uapi::parse_request(bytes) {
             Ok(r) => r,
             Err(e) => {
                 debug!("UAPI request refused: {e}");
-                return uapi::format_errno(e.errno());
+                return uapi::format_errno(e.errno()).into();
             }
         };
         match req {
             Request::Get => uapi::format_get(&self.dev, &self.allowed, udp.port(), self.fwmark),
-            Request::Set(set) => self.apply_set(udp, set),
+            Request::Set(set) => self.apply_set(udp, set).into(),
         }
     }
 
@@ -437,7 +439,12 @@ pub async fn run(
             }
         }
         wgq.set_dns(tun.name(), &q.dns)?;
-        crate::netconf::run_hooks("PostUp", tun.name(), &q.post_up)
+        crate::netconf::run_hooks("PostUp", tun.name(), &q.post_up)?;
+        // TUN, UDP sockets, UAPI socket, wg-quick settings in place: drop root (`--user`).
+        match &opts.user {
+            Some(t) => Ok(crate::privdrop::drop_privileges(t, udp.port())?),
+            None => Ok(()),
+        }
     })();
     if let Err(e) = setup {
         wgq.down();

@@ -27,7 +27,7 @@ pub struct IpcRequest {
     /// The request bytes, up to and including the blank line that ends it.
     pub bytes: Vec<u8>,
     /// The reply (a full `...errno=N\n\n` text).
-    pub reply: oneshot::Sender<String>,
+    pub reply: oneshot::Sender<zeroize::Zeroizing<String>>,
 }
 
 /// The listening socket; removes its file when dropped.

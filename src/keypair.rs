@@ -294,12 +294,12 @@ pub fn open_datagram(key: &TransportKey, dgram: &mut [u8]) -> Result<usize, Open
 mod tests {
     use super::*;
     use crate::constants::DEFAULT_MTU;
+    use crate::crypto::SecretBytes;
     use std::time::Duration;
-    use zeroize::Zeroizing;
 
     pub(crate) fn pair(now: Instant) -> (Keypair, Keypair) {
-        let k1 = Zeroizing::new([1u8; 32]);
-        let k2 = Zeroizing::new([2u8; 32]);
+        let k1 = SecretBytes::new([1u8; 32]);
+        let k2 = SecretBytes::new([2u8; 32]);
         let a = Keypair::new(
             SessionKeys {
                 send: k1.clone(),

@@ -19,6 +19,7 @@
 //! - [`ratelimiter`]: the per-source token bucket for handshakes under load (`ratelimiter.c`)
 //! - [`device`]: the device: identity, peers, index table, dispatch (`device.c`, `receive.c`)
 //! - [`index`]: random, unique 32-bit sender indices (`peerlookup.c`)
+//! - [`privdrop`]: `--user`: becoming an unprivileged user with only `CAP_NET_ADMIN` left
 
 pub mod aead;
 pub mod allowedips;
@@ -36,6 +37,7 @@ pub mod messages;
 pub mod netconf;
 pub mod noise;
 pub mod peer;
+pub mod privdrop;
 pub mod ratelimiter;
 pub mod receive;
 pub mod replay;

@@ -45,7 +45,7 @@ fn initial_ck_hash(responder_static: &PublicKey) -> (SecretBytes, [u8; 32]) {
     let ck = crypto::hash(&[CONSTRUCTION]);
     let h = crypto::hash(&[&ck, IDENTIFIER]);
     let h = crypto::hash(&[&h, responder_static.as_bytes()]);
-    (Zeroizing::new(ck), h)
+    (SecretBytes::new(ck), h)
 }
 
 fn mix_hash(h: &mut [u8; 32], data: &[u8]) {

@@ -882,12 +882,14 @@ pub fn format_get(
     allowed: &AllowedIps<PeerId>,
     listen_port: u16,
     fwmark: Option<u32>,
-) -> String {
+) -> Zeroizing<String> {
     let mut by_peer: HashMap<PeerId, Vec<(IpAddr, u8)>> = HashMap::new();
     for (addr, cidr, id) in allowed.entries() {
         by_peer.entry(id).or_default().push((addr, cidr));
     }
-    let mut s = String::new();
+    // Holds the private key and the PSKs in hex: wiped when dropped (after ipc.rs wrote it),
+    // and never reallocated without wiping the old buffer.
+    let mut s = SecretText::with_capacity(256 + 512 * dev.peer_ids().count());
     if dev.has_private_key() {
         s.push_str("private_key=");
         s.push_str(&dev.private_key().to_hex());
@@ -921,7 +923,40 @@ pub fn format_get(
         }
     }
     s.push_str("errno=0\n\n");
-    s
+    s.0
+}
+
+/// A text buffer for replies that carry keys: it grows by copying into a new allocation and
+/// wiping the old one (a `String` would leave the old copy in freed memory), and is zeroized
+/// when dropped.
+struct SecretText(Zeroizing<String>);
+
+impl SecretText {
+    fn with_capacity(n: usize) -> Self {
+        SecretText(Zeroizing::new(String::with_capacity(n)))
+    }
+
+    fn push_str(&mut self, t: &str) {
+        if self.0.capacity() - self.0.len() < t.len() {
+            let want = (self.0.len() + t.len()).max(2 * self.0.capacity());
+            let mut bigger = String::with_capacity(want);
+            bigger.push_str(&self.0);
+            // The old buffer is wiped (whole capacity) when this Zeroizing drops.
+            let _old = Zeroizing::new(std::mem::replace(&mut *self.0, bigger));
+        }
+        self.0.push_str(t);
+    }
+
+    fn push(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0u8; 4]));
+    }
+}
+
+impl std::fmt::Write for SecretText {
+    fn write_str(&mut self, t: &str) -> std::fmt::Result {
+        self.push_str(t);
+        Ok(())
+    }
 }
 
 /// The reply to a `set`, or to a request that failed: `errno=N\n\n` (0, or a negative errno
@@ -1065,7 +1100,7 @@ mod tests {
     }
 
     fn get(dev: &Device, allowed: &AllowedIps<PeerId>) -> String {
-        format_get(dev, allowed, 51820, None)
+        format_get(dev, allowed, 51820, None).to_string()
     }
 
     /// The `key=value` lines of a get reply, checking its framing.
@@ -1470,6 +1505,21 @@ mod tests {
     // --- get --------------------------------------------------------------------------------
 
     #[test]
+    fn secret_text_grows_without_losing_bytes() {
+        use std::fmt::Write as _;
+        let mut t = SecretText::with_capacity(1);
+        let mut want = String::new();
+        for i in 0..200 {
+            let _ = write!(t, "line {i}=");
+            t.push_str(&"ab".repeat(i % 40));
+            t.push('\n');
+            want += &format!("line {i}={}\n", "ab".repeat(i % 40));
+        }
+        assert_eq!(*t.0, want);
+        assert!(t.0.capacity() >= want.len());
+    }
+
+    #[test]
     fn get_reply_is_byte_for_byte_wireguard_go() {
         let mut dev = Device::with_os_rng(PrivateKey::from_bytes([0x18; 32]));
         let mut allowed = AllowedIps::new();
@@ -1513,7 +1563,7 @@ mod tests {
             "bb".repeat(32),
             "01".repeat(32),
         );
-        assert_eq!(format_get(&dev, &allowed, 44951, Some(7)), expected);
+        assert_eq!(*format_get(&dev, &allowed, 44951, Some(7)), expected);
         // No listen_port line for 0, no fwmark line for none or 0.
         let reply = format_get(&dev, &allowed, 0, Some(0));
         assert!(!reply.contains("listen_port=") && !reply.contains("fwmark="));

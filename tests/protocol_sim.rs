@@ -597,6 +597,39 @@ fn keys_zeroed_after_three_reject_after_times() {
     }
 }
 
+/// Every slot, not only current/previous: a responder whose response was lost holds a `next`
+/// keypair, the initiator a handshake in flight. 540 s (REJECT_AFTER_TIME * 3) without a new
+/// session drops all of it on both sides: keypairs (their TransportKeys zeroize on drop),
+/// handshake state, indices.
+#[test]
+fn unconfirmed_keypair_and_handshake_state_dropped_after_three_reject_after_times() {
+    let mut s = Sim::new(true);
+    s.filter = Box::new(|from, _| from == S::A); // B's responses are lost
+    assert_eq!(s.send(S::A, 0), SendResult::Staged);
+    s.pump();
+    let pb = s.b.dev.peer(s.b.peer).unwrap();
+    assert!(pb.next_keypair().is_some(), "responder parked a keypair");
+    assert!(pb.current_keypair().is_none());
+    let pa = s.a.dev.peer(s.a.peer).unwrap();
+    assert_eq!(pa.handshake().state_name(), "created-initiation");
+    assert!(s.a.dev.indices_in_use() > 0 && s.b.dev.indices_in_use() > 0);
+    // A retries for REKEY_ATTEMPT_TIME (90 s), B keeps answering into the void; nothing is
+    // zeroed before 540 s after the last session B derived.
+    s.run_for(Duration::from_secs(100));
+    assert!(s.b.dev.peer(s.b.peer).unwrap().next_keypair().is_some());
+    // A gives up at most ~107 s in (20 initiations, jittered), then arms its own 540 s.
+    s.run_for(REJECT_AFTER_TIME * 3 + Duration::from_secs(30));
+    for (name, side) in [("A", &s.a), ("B", &s.b)] {
+        let p = side.dev.peer(side.peer).unwrap();
+        assert!(p.current_keypair().is_none(), "{name}: current");
+        assert!(p.previous_keypair().is_none(), "{name}: previous");
+        assert!(p.next_keypair().is_none(), "{name}: next");
+        assert_eq!(p.handshake().state_name(), "zeroed", "{name}: handshake");
+        assert_eq!(side.dev.indices_in_use(), 0, "{name}: indices");
+        assert_eq!(p.staged_len(), 0, "{name}: staged");
+    }
+}
+
 #[test]
 fn key_rotation_without_loss_in_either_direction() {
     let mut s = Sim::new(true);

@@ -1,7 +1,8 @@
 //! `wgd down IFACE`: stops the daemon serving IFACE. The daemon is found through its UAPI
 //! socket (the kernel names the process at the other end, `SO_PEERCRED`), sent SIGTERM, and
 //! waited for (at most [`EXIT_TIMEOUT`]) until it is gone and its socket with it. The daemon
-//! takes its interface, routes and wg-quick settings down itself on the way out.
+//! takes its interface, routes and wg-quick settings down itself on the way out. A daemon that
+//! ran with `--user` leaves its (stale) socket file behind; it is removed here.
 
 use anyhow::{Context, Result, bail};
 use std::io;
@@ -141,6 +142,12 @@ pub fn down(args: DownArgs) -> Result<()> {
             return Ok(());
         }
         if gone {
+            // A daemon that dropped privileges (`--user`) cannot unlink its socket from the
+            // root-owned directory: the file is left, refusing connections. We are root here.
+            if UnixStream::connect(&path).is_err() && std::fs::remove_file(&path).is_ok() {
+                tracing::debug!("removed the stale {}", path.display());
+                return Ok(());
+            }
             // It died without removing its socket (killed by something else meanwhile?).
             bail!(
                 "interface {iface}: daemon PID {pid} exited but left {} behind",

@@ -56,7 +56,7 @@ fn redirect_stdio() {
 }
 
 /// Runs interface `iface` with an empty configuration.
-pub fn run(iface: &str, foreground: bool) -> Result<()> {
+pub fn run(iface: &str, foreground: bool, user: Option<wgd::privdrop::Target>) -> Result<()> {
     if iface.is_empty() || iface.len() > 15 || iface.contains('/') {
         bail!("invalid interface name {iface:?}: 1 to 15 characters, no '/'");
     }
@@ -70,6 +70,7 @@ pub fn run(iface: &str, foreground: bool) -> Result<()> {
         iface: iface.to_string(),
         mtu: DEFAULT_MTU as u32,
         config_path: None,
+        user,
     };
     let stats = rt.block_on(async {
         let stop = daemon::termination()?;

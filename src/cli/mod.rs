@@ -36,6 +36,11 @@ pub struct Cli {
     /// More logs on stderr: -v for info, -vv for debug, -vvv for trace (RUST_LOG overrides)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Once the interface, its UDP sockets and UAPI socket exist, run as USER (and GROUP, else
+    /// USER's groups) keeping only CAP_NET_ADMIN (and CAP_NET_BIND_SERVICE for a listen port
+    /// below 1024). For `wgd IFACE` and `wgd up`; see docs/security.md for what still works
+    #[arg(long, value_name = "USER[:GROUP]", global = true, env = "WGD_USER")]
+    pub user: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -132,9 +137,14 @@ pub enum Command {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
+    // Resolved before anything is created: an unknown user fails with nothing to undo.
+    let user = match (&cli.user, &cli.command) {
+        (Some(u), None | Some(Command::Up(_))) => Some(wgd::privdrop::resolve(u)?),
+        _ => None,
+    };
     let Some(command) = cli.command else {
         return match cli.iface {
-            Some(iface) => iface::run(&iface, cli.foreground),
+            Some(iface) => iface::run(&iface, cli.foreground, user),
             None => anyhow::bail!("give an interface name or a command (see --help)"),
         };
     };
@@ -142,7 +152,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genkey => keys::genkey(),
         Command::Genpsk => keys::genpsk(),
         Command::Pubkey => keys::pubkey(),
-        Command::Up(args) => up::up(args),
+        Command::Up(args) => up::up(args, user),
         Command::Show(args) => show::show(args),
         Command::Down(args) => down::down(args),
         Command::Check(args) => check::check(args),
@@ -189,5 +199,16 @@ mod tests {
         let c = Cli::try_parse_from(["wgd", "wg0"]).unwrap();
         assert!(!c.foreground && c.iface.as_deref() == Some("wg0"));
         assert!(Cli::try_parse_from(["wgd", "genkey", "extra"]).is_err());
+    }
+
+    #[test]
+    fn user_is_global() {
+        let c = Cli::try_parse_from(["wgd", "--user", "nobody", "-f", "wg0"]).unwrap();
+        assert_eq!(c.user.as_deref(), Some("nobody"));
+        assert_eq!(c.iface.as_deref(), Some("wg0"));
+        let c = Cli::try_parse_from(["wgd", "up", "wg0.conf", "--user", "nobody:nogroup"]).unwrap();
+        assert_eq!(c.user.as_deref(), Some("nobody:nogroup"));
+        let c = Cli::try_parse_from(["wgd", "--user=nobody", "up", "wg0.conf"]).unwrap();
+        assert_eq!(c.user.as_deref(), Some("nobody"));
     }
 }

@@ -43,12 +43,22 @@ fn locate(args: &UpArgs) -> Result<(PathBuf, String)> {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or until the interface is deleted.
-pub fn up(args: UpArgs) -> Result<()> {
+pub fn up(args: UpArgs, user: Option<wgd::privdrop::Target>) -> Result<()> {
     let (path, iface) = locate(&args)?;
     let (cfg, warnings) = Config::from_file_with_warnings(&path, wgd::config::Dialect::WgQuick)
         .map_err(anyhow::Error::new)?;
     for w in warnings {
         tracing::warn!("{w}");
+    }
+    if let Some(u) = &user {
+        if cfg.interface.save_config {
+            tracing::warn!(
+                "SaveConfig with --user {}: {} is written at shutdown, after the privilege drop; \
+                 it fails unless that user may write its directory",
+                u.spec,
+                path.display()
+            );
+        }
     }
     let mtu = cfg.interface.mtu.unwrap_or(DEFAULT_MTU as u32);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -59,6 +69,7 @@ pub fn up(args: UpArgs) -> Result<()> {
         iface,
         mtu,
         config_path: Some(path.clone()),
+        user,
     };
     let stats = rt.block_on(async {
         let stop = daemon::termination()?;

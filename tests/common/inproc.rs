@@ -40,6 +40,7 @@ impl InProc {
             iface: iface.to_string(),
             mtu: MTU,
             config_path: None,
+            user: None,
         };
         let (ready_tx, ready_rx) = mpsc::channel::<Started>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
