@@ -1,16 +1,43 @@
-//! The transport AEAD: ChaCha20-Poly1305 with WireGuard's 64-bit counter nonce, keyed once per
-//! keypair direction (kernel `chacha20poly1305.c` as used by `send.c`/`receive.c`).
+//! The transport AEAD: ChaCha20-Poly1305 (RFC 8439) with WireGuard's 64-bit counter nonce, keyed
+//! once per keypair direction (kernel `chacha20poly1305.c` as used by `send.c`/`receive.c`).
 //!
 //! This is the one place data packets are encrypted and authenticated, so it is the one place to
 //! make fast. [`TransportKey`] is `Sync`: crypto workers share it by reference.
+//!
+//! Why not `chacha20poly1305::ChaCha20Poly1305` here (it is still used for the handshake, see
+//! `crypto.rs`, and as the reference in the tests below): in a default x86-64 build its Poly1305
+//! picks AVX2 at run time but calls ~20 AVX2 intrinsics out of line, so every message pays
+//! ~1.4 µs of key setup; 1420-byte packets seal at ~0.46 GB/s. `docs/aead.md` has the figures.
+//! Instead:
+//! - ChaCha20: on CPUs with AVX2 (detected at run time, so the binary still runs on any x86-64)
+//!   an 8-blocks-at-a-time AVX2 keystream below ([`avx2`]); for messages of at most
+//!   [`SMALL_MAX`] bytes, on other CPUs and other architectures, the `chacha20` crate (which
+//!   itself picks AVX2/SSE2 at run time and inlines them properly).
+//! - Poly1305: a scalar radix-2^64 implementation ([`Poly1305`]) whose per-message setup is a
+//!   few instructions.
+//!
+//! Both are checked byte for byte against `chacha20poly1305` for every length 0..=2048 and random
+//! keys and counters, and against the RFC 8439 vectors. Secrets (the key, the per-message
+//! Poly1305 key and state, keystream scratch buffers) are zeroized when dropped.
 
-use crate::crypto::{self, AuthError, TAG_LEN};
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Tag};
+use crate::crypto::{AuthError, TAG_LEN};
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// One direction's transport key, expanded once.
+/// Messages up to this many bytes use the `chacha20` crate even when AVX2 is present: it works
+/// four blocks at a time, which is cheaper than eight when there are at most three to do (the
+/// first block is the Poly1305 key).
+pub const SMALL_MAX: usize = 192;
+
+/// One direction's transport key.
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct TransportKey {
-    cipher: ChaCha20Poly1305,
+    key: [u8; 32],
+    /// The key as ChaCha20 state words 4..12.
+    words: [u32; 8],
+    #[zeroize(skip)]
+    avx2: bool,
 }
 
 impl std::fmt::Debug for TransportKey {
@@ -19,24 +46,61 @@ impl std::fmt::Debug for TransportKey {
     }
 }
 
+/// The 12-byte ChaCha20 nonce for a WireGuard counter: 4 zero bytes, then the counter (LE).
+fn nonce_bytes(counter: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&counter.to_le_bytes());
+    n
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect_avx2() -> bool {
+    false
+}
+
 impl TransportKey {
     /// The key state for a 32-byte session key.
     pub fn new(key: &[u8; 32]) -> Self {
+        let mut words = [0u32; 8];
+        for (w, c) in words.iter_mut().zip(key.chunks_exact(4)) {
+            *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
         TransportKey {
-            cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
+            key: *key,
+            words,
+            avx2: detect_avx2(),
+        }
+    }
+
+    /// The same key restricted to the portable code path (the `chacha20` crate for every
+    /// length), whatever the CPU; for tests and benchmarks of that path.
+    #[doc(hidden)]
+    pub fn new_portable(key: &[u8; 32]) -> Self {
+        let mut k = Self::new(key);
+        k.avx2 = false;
+        k
+    }
+
+    /// Which ChaCha20 code this key uses for long messages: "avx2-8x" or "chacha20-crate".
+    pub fn backend(&self) -> &'static str {
+        if self.avx2 {
+            "avx2-8x"
+        } else {
+            "chacha20-crate"
         }
     }
 
     /// Encrypts `data` in place under `counter` (no associated data) and returns the tag.
     pub fn seal(&self, counter: u64, data: &mut [u8]) -> [u8; TAG_LEN] {
-        // Only fails for messages longer than 256 GiB, which no caller can pass.
-        match self
-            .cipher
-            .encrypt_in_place_detached(&crypto::nonce(counter), &[], data)
-        {
-            Ok(tag) => tag.into(),
-            Err(_) => [0; TAG_LEN],
-        }
+        let mut poly = self.encrypt(counter, data);
+        poly.update_padded(data);
+        poly.lengths(0, data.len() as u64);
+        poly.finish()
     }
 
     /// Verifies `tag` and decrypts `data` in place under `counter`. On failure `data` is
@@ -47,33 +111,710 @@ impl TransportKey {
         data: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), AuthError> {
-        self.cipher
-            .decrypt_in_place_detached(&crypto::nonce(counter), &[], data, Tag::from_slice(tag))
-            .map_err(|_| AuthError)
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 && data.len() > SMALL_MAX {
+            // SAFETY: `avx2` is true only if the CPU has AVX2 (`detect_avx2`).
+            return unsafe { self.open_avx2(counter, data, tag) };
+        }
+        self.open_portable(counter, data, tag)
+    }
+
+    /// Encrypts `data` and returns the Poly1305 state keyed for this message.
+    fn encrypt(&self, counter: u64, data: &mut [u8]) -> Poly1305 {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 && data.len() > SMALL_MAX {
+            // SAFETY: `avx2` is true only if the CPU has AVX2 (`detect_avx2`).
+            return unsafe { self.encrypt_avx2(counter, data) };
+        }
+        self.encrypt_portable(counter, data)
+    }
+
+    /// `chacha20` crate path. The first keystream call covers the Poly1305 key block and the
+    /// first three data blocks together (one four-block call instead of two).
+    fn encrypt_portable(&self, counter: u64, data: &mut [u8]) -> Poly1305 {
+        let mut cipher = chacha20::ChaCha20::new(&self.key.into(), &nonce_bytes(counter).into());
+        let mut first = Scratch::<256>::new();
+        let head = data.len().min(SMALL_MAX);
+        let buf = first.bytes();
+        buf[64..64 + head].copy_from_slice(&data[..head]);
+        cipher.apply_keystream(&mut buf[..64 + head]);
+        data[..head].copy_from_slice(&buf[64..64 + head]);
+        cipher.apply_keystream(&mut data[head..]);
+        Poly1305::new(&buf[..32])
+    }
+
+    fn open_portable(
+        &self,
+        counter: u64,
+        data: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), AuthError> {
+        let mut cipher = chacha20::ChaCha20::new(&self.key.into(), &nonce_bytes(counter).into());
+        let mut first = Scratch::<256>::new();
+        let head = data.len().min(SMALL_MAX);
+        let ks = first.bytes();
+        cipher.apply_keystream(&mut ks[..64 + head]);
+        let mut poly = Poly1305::new(&ks[..32]);
+        poly.update_padded(data);
+        poly.lengths(0, data.len() as u64);
+        verify(poly.finish(), tag)?;
+        for (d, k) in data[..head].iter_mut().zip(&ks[64..64 + head]) {
+            *d ^= k;
+        }
+        cipher.apply_keystream(&mut data[head..]);
+        Ok(())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn encrypt_avx2(&self, counter: u64, data: &mut [u8]) -> Poly1305 {
+        let nonce = nonce_words(counter);
+        // Blocks 0..8 in one go: block 0 is the Poly1305 key, blocks 1..8 cover data[..448].
+        let mut first = Scratch::<512>::new();
+        let head = data.len().min(448);
+        let buf = first.bytes();
+        buf[64..64 + head].copy_from_slice(&data[..head]);
+        // SAFETY: AVX2 is enabled on this function; `buf` is 512 bytes.
+        unsafe { avx2::xor_8_blocks(&self.words, &nonce, 0, buf) };
+        data[..head].copy_from_slice(&buf[64..64 + head]);
+        // SAFETY: as above.
+        unsafe { avx2::xor_from(&self.words, &nonce, 8, &mut data[head..]) };
+        Poly1305::new(&buf[..32])
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn open_avx2(
+        &self,
+        counter: u64,
+        data: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), AuthError> {
+        let nonce = nonce_words(counter);
+        let mut first = Scratch::<512>::new();
+        let ks = first.bytes();
+        // SAFETY: AVX2 is enabled on this function; `ks` is 512 bytes.
+        unsafe { avx2::xor_8_blocks(&self.words, &nonce, 0, ks) };
+        let mut poly = Poly1305::new(&ks[..32]);
+        poly.update_padded(data);
+        poly.lengths(0, data.len() as u64);
+        verify(poly.finish(), tag)?;
+        let head = data.len().min(448);
+        for (d, k) in data[..head].iter_mut().zip(&ks[64..64 + head]) {
+            *d ^= k;
+        }
+        // SAFETY: as above.
+        unsafe { avx2::xor_from(&self.words, &nonce, 8, &mut data[head..]) };
+        Ok(())
+    }
+}
+
+fn verify(computed: [u8; TAG_LEN], tag: &[u8; TAG_LEN]) -> Result<(), AuthError> {
+    if bool::from(computed.ct_eq(tag)) {
+        Ok(())
+    } else {
+        Err(AuthError)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn nonce_words(counter: u64) -> [u32; 3] {
+    [0, counter as u32, (counter >> 32) as u32]
+}
+
+/// A stack buffer for keystream, zeroized on drop. Held as u64 words so that zeroizing it is
+/// N/8 volatile stores rather than N.
+struct Scratch<const N: usize>([u64; N]);
+
+impl<const N: usize> Scratch<N> {
+    fn new() -> Self {
+        Scratch([0; N])
+    }
+    /// The first N bytes (the words' storage is 8N bytes; only N are used).
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: u8 has no alignment or validity requirements; N <= 8N bytes are in bounds
+        // and the borrow of `self` covers the returned slice's lifetime.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), N) }
+    }
+}
+
+impl<const N: usize> Drop for Scratch<N> {
+    fn drop(&mut self) {
+        // Only the first N bytes were used: N / 8 words.
+        self.0[..N / 8].zeroize();
+    }
+}
+
+/// Poly1305 (RFC 8439 section 2.5) over 16-byte blocks, with the accumulator in radix 2^64:
+/// h = h0 + h1·2^64 + h2·2^128 (h2 small), products in u128.
+///
+/// Constant time: straight-line u64/u128 arithmetic (x86-64 `mul` has data-independent
+/// timing), no branch or index depends on the key or the message; the final reduction selects
+/// with a mask. Branches only depend on lengths.
+struct Poly1305 {
+    r0: u64,
+    r1: u64,
+    /// r1 + r1/4 = 5·r1/4 (r1 is a multiple of 4 after clamping), for folding 2^128·r1.
+    s1: u64,
+    h0: u64,
+    h1: u64,
+    h2: u64,
+    pad0: u64,
+    pad1: u64,
+}
+
+impl Drop for Poly1305 {
+    fn drop(&mut self) {
+        let mut words = [
+            &mut self.r0,
+            &mut self.r1,
+            &mut self.s1,
+            &mut self.h0,
+            &mut self.h1,
+            &mut self.h2,
+            &mut self.pad0,
+            &mut self.pad1,
+        ];
+        for w in words.iter_mut() {
+            w.zeroize();
+        }
+    }
+}
+
+#[inline(always)]
+fn le64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+impl Poly1305 {
+    /// `key` is the 32-byte one-time key (r, then s).
+    #[inline(always)]
+    fn new(key: &[u8]) -> Self {
+        let r0 = le64(&key[0..8]) & 0x0fff_fffc_0fff_ffff;
+        let r1 = le64(&key[8..16]) & 0x0fff_fffc_0fff_fffc;
+        Poly1305 {
+            r0,
+            r1,
+            s1: r1 + (r1 >> 2),
+            h0: 0,
+            h1: 0,
+            h2: 0,
+            pad0: le64(&key[16..24]),
+            pad1: le64(&key[24..32]),
+        }
+    }
+
+    /// h = (h + m + hibit·2^128) · r, partially reduced mod 2^130 - 5.
+    ///
+    /// Bounds: on entry h2 <= 4 (after a previous block) so the sum has h2 <= 6; r0, r1 < 2^60
+    /// and s1 < 2^61, so d0, d1 < 2^127, d2 < 2^64 and 5·(d2 >> 2) < 2^64; on exit h2 <= 4.
+    #[inline(always)]
+    fn block(&mut self, m0: u64, m1: u64, hibit: u64) {
+        let (r0, r1, s1) = (self.r0 as u128, self.r1 as u128, self.s1 as u128);
+        let t = self.h0 as u128 + m0 as u128;
+        let h0 = t as u64 as u128;
+        let t = self.h1 as u128 + m1 as u128 + (t >> 64);
+        let h1 = t as u64 as u128;
+        let h2 = self.h2 + hibit + (t >> 64) as u64;
+        // (h0 + h1·B + h2·B²)(r0 + r1·B), B = 2^64, using B²·r1 ≡ s1 (mod 2^130 - 5).
+        let d0 = h0 * r0 + h1 * s1;
+        let d1 = h0 * r1 + h1 * r0 + (h2 * self.s1) as u128 + (d0 >> 64);
+        let d2 = h2 * self.r0 + (d1 >> 64) as u64;
+        // Bits from 2^130 up are worth 5 times as much at the bottom.
+        let c = (d2 & !3) as u128 + (d2 >> 2) as u128;
+        let t = (d0 as u64) as u128 + c;
+        self.h0 = t as u64;
+        let t = (d1 as u64) as u128 + (t >> 64);
+        self.h1 = t as u64;
+        self.h2 = (d2 & 3) + (t >> 64) as u64;
+    }
+
+    /// Absorbs `data`, zero-padding a final partial block (the AEAD's pad16).
+    #[inline(always)]
+    fn update_padded(&mut self, data: &[u8]) {
+        let mut chunks = data.chunks_exact(16);
+        for c in &mut chunks {
+            self.block(le64(&c[0..8]), le64(&c[8..16]), 1);
+        }
+        let rem = chunks.remainder();
+        if !rem.is_empty() {
+            let mut b = [0u8; 16];
+            b[..rem.len()].copy_from_slice(rem);
+            self.block(le64(&b[0..8]), le64(&b[8..16]), 1);
+            b.zeroize();
+        }
+    }
+
+    /// The AEAD's final block: le64(aad_len) || le64(ciphertext_len).
+    #[inline(always)]
+    fn lengths(&mut self, aad: u64, text: u64) {
+        self.block(aad, text, 1);
+    }
+
+    /// Plain Poly1305 of a message (a final partial block gets a 1 byte appended, no pad16).
+    #[cfg(test)]
+    fn update_unpadded(&mut self, data: &[u8]) {
+        let mut chunks = data.chunks_exact(16);
+        for c in &mut chunks {
+            self.block(le64(&c[0..8]), le64(&c[8..16]), 1);
+        }
+        let rem = chunks.remainder();
+        if !rem.is_empty() {
+            let mut b = [0u8; 16];
+            b[..rem.len()].copy_from_slice(rem);
+            b[rem.len()] = 1;
+            self.block(le64(&b[0..8]), le64(&b[8..16]), 0);
+        }
+    }
+
+    /// The tag: (h mod 2^130 - 5) + s, mod 2^128.
+    #[inline(always)]
+    fn finish(&mut self) -> [u8; TAG_LEN] {
+        // h < 5·2^128 < 2p here (h2 <= 4), so one conditional subtraction of p is enough:
+        // g = h + 5 reaches 2^130 exactly when h >= p, and then h - p = g mod 2^130.
+        let (h0, h1, h2) = (self.h0, self.h1, self.h2);
+        let t = h0 as u128 + 5;
+        let g0 = t as u64;
+        let t = h1 as u128 + (t >> 64);
+        let g1 = t as u64;
+        let g2 = h2 + (t >> 64) as u64;
+        let mask = 0u64.wrapping_sub(g2 >> 2);
+        let h0 = (h0 & !mask) | (g0 & mask);
+        let h1 = (h1 & !mask) | (g1 & mask);
+        let t = h0 as u128 + self.pad0 as u128;
+        let o1 = h1.wrapping_add(self.pad1).wrapping_add((t >> 64) as u64);
+        let mut out = [0u8; TAG_LEN];
+        out[..8].copy_from_slice(&(t as u64).to_le_bytes());
+        out[8..].copy_from_slice(&o1.to_le_bytes());
+        out
+    }
+}
+
+/// ChaCha20 with AVX2, eight blocks at a time: one 256-bit register per state word, lane i
+/// holding block `counter + i`; the result is transposed back to eight 64-byte blocks.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    // Every function here is only called from `#[target_feature(enable = "avx2")]` code after
+    // run-time detection; `inline(always)` keeps the intrinsics inlined into that code.
+
+    #[inline(always)]
+    unsafe fn rot16(x: __m256i) -> __m256i {
+        unsafe {
+            _mm256_shuffle_epi8(
+                x,
+                _mm256_set_epi8(
+                    13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2, 13, 12, 15, 14, 9, 8, 11,
+                    10, 5, 4, 7, 6, 1, 0, 3, 2,
+                ),
+            )
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rot8(x: __m256i) -> __m256i {
+        unsafe {
+            _mm256_shuffle_epi8(
+                x,
+                _mm256_set_epi8(
+                    14, 13, 12, 15, 10, 9, 8, 11, 6, 5, 4, 7, 2, 1, 0, 3, 14, 13, 12, 15, 10, 9, 8,
+                    11, 6, 5, 4, 7, 2, 1, 0, 3,
+                ),
+            )
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rotl<const L: i32, const R: i32>(x: __m256i) -> __m256i {
+        unsafe { _mm256_or_si256(_mm256_slli_epi32::<L>(x), _mm256_srli_epi32::<R>(x)) }
+    }
+
+    #[inline(always)]
+    unsafe fn quarter(x: &mut [__m256i; 16], a: usize, b: usize, c: usize, d: usize) {
+        unsafe {
+            x[a] = _mm256_add_epi32(x[a], x[b]);
+            x[d] = rot16(_mm256_xor_si256(x[d], x[a]));
+            x[c] = _mm256_add_epi32(x[c], x[d]);
+            x[b] = rotl::<12, 20>(_mm256_xor_si256(x[b], x[c]));
+            x[a] = _mm256_add_epi32(x[a], x[b]);
+            x[d] = rot8(_mm256_xor_si256(x[d], x[a]));
+            x[c] = _mm256_add_epi32(x[c], x[d]);
+            x[b] = rotl::<7, 25>(_mm256_xor_si256(x[b], x[c]));
+        }
+    }
+
+    /// 8x8 transpose of 32-bit lanes: output b holds lane b of every input.
+    #[inline(always)]
+    unsafe fn transpose(v: [__m256i; 8]) -> [__m256i; 8] {
+        unsafe {
+            let t0 = _mm256_unpacklo_epi32(v[0], v[1]);
+            let t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+            let t2 = _mm256_unpacklo_epi32(v[2], v[3]);
+            let t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+            let t4 = _mm256_unpacklo_epi32(v[4], v[5]);
+            let t5 = _mm256_unpackhi_epi32(v[4], v[5]);
+            let t6 = _mm256_unpacklo_epi32(v[6], v[7]);
+            let t7 = _mm256_unpackhi_epi32(v[6], v[7]);
+            let u0 = _mm256_unpacklo_epi64(t0, t2);
+            let u1 = _mm256_unpackhi_epi64(t0, t2);
+            let u2 = _mm256_unpacklo_epi64(t1, t3);
+            let u3 = _mm256_unpackhi_epi64(t1, t3);
+            let u4 = _mm256_unpacklo_epi64(t4, t6);
+            let u5 = _mm256_unpackhi_epi64(t4, t6);
+            let u6 = _mm256_unpacklo_epi64(t5, t7);
+            let u7 = _mm256_unpackhi_epi64(t5, t7);
+            [
+                _mm256_permute2x128_si256::<0x20>(u0, u4),
+                _mm256_permute2x128_si256::<0x20>(u1, u5),
+                _mm256_permute2x128_si256::<0x20>(u2, u6),
+                _mm256_permute2x128_si256::<0x20>(u3, u7),
+                _mm256_permute2x128_si256::<0x31>(u0, u4),
+                _mm256_permute2x128_si256::<0x31>(u1, u5),
+                _mm256_permute2x128_si256::<0x31>(u2, u6),
+                _mm256_permute2x128_si256::<0x31>(u3, u7),
+            ]
+        }
+    }
+
+    /// XORs keystream blocks `counter..counter + 8` into the 512 bytes at `out`.
+    ///
+    /// # Safety
+    /// AVX2 must be available and `out` valid for 512 bytes of reads and writes.
+    #[inline(always)]
+    unsafe fn blocks8(key: &[u32; 8], nonce: &[u32; 3], counter: u32, out: *mut u8) {
+        unsafe {
+            let w = |x: u32| _mm256_set1_epi32(x as i32);
+            let init = [
+                w(0x6170_7865),
+                w(0x3320_646e),
+                w(0x7962_2d32),
+                w(0x6b20_6574),
+                w(key[0]),
+                w(key[1]),
+                w(key[2]),
+                w(key[3]),
+                w(key[4]),
+                w(key[5]),
+                w(key[6]),
+                w(key[7]),
+                _mm256_add_epi32(w(counter), _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0)),
+                w(nonce[0]),
+                w(nonce[1]),
+                w(nonce[2]),
+            ];
+            let mut x = init;
+            for _ in 0..10 {
+                quarter(&mut x, 0, 4, 8, 12);
+                quarter(&mut x, 1, 5, 9, 13);
+                quarter(&mut x, 2, 6, 10, 14);
+                quarter(&mut x, 3, 7, 11, 15);
+                quarter(&mut x, 0, 5, 10, 15);
+                quarter(&mut x, 1, 6, 11, 12);
+                quarter(&mut x, 2, 7, 8, 13);
+                quarter(&mut x, 3, 4, 9, 14);
+            }
+            for (xi, ii) in x.iter_mut().zip(init.iter()) {
+                *xi = _mm256_add_epi32(*xi, *ii);
+            }
+            let lo = transpose([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]);
+            let hi = transpose([x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15]]);
+            for b in 0..8 {
+                let p = out.add(64 * b).cast::<__m256i>();
+                _mm256_storeu_si256(p, _mm256_xor_si256(_mm256_loadu_si256(p), lo[b]));
+                let p = out.add(64 * b + 32).cast::<__m256i>();
+                _mm256_storeu_si256(p, _mm256_xor_si256(_mm256_loadu_si256(p), hi[b]));
+            }
+        }
+    }
+
+    /// XORs keystream blocks `counter..counter + 8` into `buf[..512]`.
+    ///
+    /// # Safety
+    /// AVX2 must be available. Does nothing if `buf` is shorter than 512 bytes.
+    #[inline(always)]
+    pub(super) unsafe fn xor_8_blocks(
+        key: &[u32; 8],
+        nonce: &[u32; 3],
+        counter: u32,
+        buf: &mut [u8],
+    ) {
+        if buf.len() >= 512 {
+            // SAFETY: 512 bytes are in bounds; AVX2 per this function's contract.
+            unsafe { blocks8(key, nonce, counter, buf.as_mut_ptr()) }
+        }
+    }
+
+    /// XORs the keystream from block `counter` on into `data`.
+    ///
+    /// # Safety
+    /// AVX2 must be available.
+    #[inline(always)]
+    pub(super) unsafe fn xor_from(key: &[u32; 8], nonce: &[u32; 3], counter: u32, data: &mut [u8]) {
+        let mut counter = counter;
+        let mut chunks = data.chunks_exact_mut(512);
+        for c in &mut chunks {
+            // SAFETY: `c` is 512 bytes; AVX2 per this function's contract.
+            unsafe { blocks8(key, nonce, counter, c.as_mut_ptr()) };
+            counter = counter.wrapping_add(8);
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let mut tail = super::Scratch::<512>::new();
+            let buf = tail.bytes();
+            let n = rest.len();
+            buf[..n].copy_from_slice(rest);
+            // SAFETY: `buf` is 512 bytes; AVX2 per this function's contract.
+            unsafe { blocks8(key, nonce, counter, buf.as_mut_ptr()) };
+            rest.copy_from_slice(&buf[..n]);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto;
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+    fn reference_seal(key: &[u8; 32], counter: u64, data: &mut [u8]) -> [u8; TAG_LEN] {
+        let c = chacha20poly1305::ChaCha20Poly1305::new(key.into());
+        c.encrypt_in_place_detached(&crypto::nonce(counter), &[], data)
+            .expect("reference seal")
+            .into()
+    }
+
+    fn both(key: &[u8; 32]) -> [TransportKey; 2] {
+        [TransportKey::new(key), TransportKey::new_portable(key)]
+    }
 
     #[test]
-    fn round_trip_and_tamper() {
-        let k = TransportKey::new(&[7; 32]);
-        for len in [0usize, 1, 15, 16, 17, 63, 64, 1420, 8192] {
-            let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let mut buf = plain.clone();
-            let tag = k.seal(42, &mut buf);
-            assert!(len == 0 || buf != plain);
-            let mut good = buf.clone();
-            k.open(42, &mut good, &tag).unwrap();
-            assert_eq!(good, plain);
-            let mut wrong_counter = buf.clone();
-            assert!(k.open(43, &mut wrong_counter, &tag).is_err());
-            if len > 0 {
-                let mut flipped = buf.clone();
-                flipped[len / 2] ^= 1;
-                assert!(k.open(42, &mut flipped, &tag).is_err());
+    fn matches_chacha20poly1305_for_every_length() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        for len in 0..=2048usize {
+            let mut key = [0u8; 32];
+            rng.fill_bytes(&mut key);
+            // Counters near 0, near 2^32 (the nonce's word boundary) and anywhere.
+            let counter = match len % 3 {
+                0 => rng.next_u64() % 4,
+                1 => (1u64 << 32) - 2 + rng.next_u64() % 4,
+                _ => rng.next_u64(),
+            };
+            let mut plain = vec![0u8; len];
+            rng.fill_bytes(&mut plain);
+            let mut want = plain.clone();
+            let want_tag = reference_seal(&key, counter, &mut want);
+            for k in both(&key) {
+                let mut got = plain.clone();
+                let tag = k.seal(counter, &mut got);
+                assert_eq!(got, want, "ciphertext, len {len}, {}", k.backend());
+                assert_eq!(tag, want_tag, "tag, len {len}, {}", k.backend());
+                k.open(counter, &mut got, &tag)
+                    .unwrap_or_else(|_| panic!("open, len {len}, {}", k.backend()));
+                assert_eq!(got, plain, "round trip, len {len}, {}", k.backend());
+            }
+        }
+    }
+
+    #[test]
+    fn random_cases_match_reference() {
+        let mut rng = ChaCha20Rng::seed_from_u64(55);
+        for _ in 0..3000 {
+            let mut key = [0u8; 32];
+            rng.fill_bytes(&mut key);
+            let counter = rng.next_u64();
+            let len = (rng.next_u32() % 9000) as usize;
+            let mut plain = vec![0u8; len];
+            rng.fill_bytes(&mut plain);
+            let mut want = plain.clone();
+            let want_tag = reference_seal(&key, counter, &mut want);
+            for k in both(&key) {
+                let mut got = plain.clone();
+                assert_eq!(k.seal(counter, &mut got), want_tag);
+                assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn tampering_is_rejected() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        for len in [
+            0usize, 1, 15, 16, 17, 63, 64, 191, 192, 193, 448, 449, 1420, 8192,
+        ] {
+            let mut key = [0u8; 32];
+            rng.fill_bytes(&mut key);
+            for k in both(&key) {
+                let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let mut sealed = plain.clone();
+                let tag = k.seal(42, &mut sealed);
+                assert!(len == 0 || sealed != plain);
+                let mut ok = sealed.clone();
+                k.open(42, &mut ok, &tag).expect("genuine packet opens");
+                assert_eq!(ok, plain);
+                assert!(k.open(43, &mut sealed.clone(), &tag).is_err(), "counter");
+                let mut other_key = key;
+                other_key[0] ^= 1;
+                let other = TransportKey::new(&other_key);
+                assert!(other.open(42, &mut sealed.clone(), &tag).is_err(), "key");
+                for bit in [0usize, 7, 8 * len.saturating_sub(1), 4 * len] {
+                    if len == 0 {
+                        break;
+                    }
+                    let mut m = sealed.clone();
+                    m[bit / 8 % len] ^= 1 << (bit % 8);
+                    assert!(k.open(42, &mut m, &tag).is_err(), "flip {bit} of {len}");
+                }
+                for i in 0..TAG_LEN {
+                    let mut t = tag;
+                    t[i] ^= 0x80;
+                    assert!(k.open(42, &mut sealed.clone(), &t).is_err(), "tag byte {i}");
+                }
+                if len > 0 {
+                    let mut short = sealed[..len - 1].to_vec();
+                    assert!(k.open(42, &mut short, &tag).is_err(), "truncated");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn failed_open_does_not_decrypt() {
+        let k = TransportKey::new(&[3; 32]);
+        for len in [100usize, 1420] {
+            let mut sealed = vec![9u8; len];
+            let mut tag = k.seal(1, &mut sealed);
+            tag[0] ^= 1;
+            let mut m = sealed.clone();
+            assert!(k.open(1, &mut m, &tag).is_err());
+            assert_eq!(m, sealed, "ciphertext left as it was");
+        }
+    }
+
+    #[test]
+    fn rfc8439_aead_vector() {
+        // RFC 8439 2.4.2 (ChaCha20 encryption). The AEAD as a whole is checked against the
+        // chacha20poly1305 crate above.
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let nonce = [0, 0, 0, 0, 0, 0, 0, 0x4a, 0, 0, 0, 0];
+        let plain = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
+        // 2.4.2 uses counter 1 and nonce 000000000000004a00000000: our block 1 onwards with
+        // the nonce words (0, 0x4a000000, 0), which a WireGuard counter cannot produce, so
+        // drive the AVX2 code directly when present.
+        let want_start = [0x6eu8, 0x2e, 0x35, 0x9a, 0x25, 0x68, 0xf9, 0x80];
+        let want_end = [0x87u8, 0x4d];
+        let mut c = chacha20::ChaCha20::new(&key.into(), &nonce.into());
+        let mut buf = [0u8; 64];
+        c.apply_keystream(&mut buf);
+        let mut ct = plain.to_vec();
+        c.apply_keystream(&mut ct);
+        assert_eq!(ct[..8], want_start);
+        assert_eq!(ct[ct.len() - 2..], want_end);
+        #[cfg(target_arch = "x86_64")]
+        if detect_avx2() {
+            let words: [u32; 8] = std::array::from_fn(|i| {
+                u32::from_le_bytes(std::array::from_fn(|j| (4 * i + j) as u8))
+            });
+            let mut got = plain.to_vec();
+            // SAFETY: AVX2 detected above.
+            unsafe { avx2::xor_from(&words, &[0, 0x4a00_0000, 0], 1, &mut got) };
+            assert_eq!(got, ct);
+        }
+    }
+
+    #[test]
+    fn rfc8439_poly1305_vectors() {
+        // RFC 8439 2.5.2.
+        let key: [u8; 32] = [
+            0x85, 0xd6, 0xbe, 0x78, 0x57, 0x55, 0x6d, 0x33, 0x7f, 0x44, 0x52, 0xfe, 0x42, 0xd5,
+            0x06, 0xa8, 0x01, 0x03, 0x80, 0x8a, 0xfb, 0x0d, 0xb2, 0xfd, 0x4a, 0xbf, 0xf6, 0xaf,
+            0x41, 0x49, 0xf5, 0x1b,
+        ];
+        let mut p = Poly1305::new(&key);
+        p.update_unpadded(b"Cryptographic Forum Research Group");
+        assert_eq!(
+            p.finish(),
+            [
+                0xa8, 0x06, 0x1d, 0xc1, 0x30, 0x51, 0x36, 0xc6, 0xc2, 0x2b, 0x8b, 0xaf, 0x0c, 0x01,
+                0x27, 0xa9
+            ]
+        );
+        // RFC 8439 A.3 #3 (r = 0 ... s = key half) and the carry edge cases #6/#7/#10/#11.
+        let mut k = [0u8; 32];
+        k[..16].copy_from_slice(&[
+            0x36, 0xe5, 0xf6, 0xb5, 0xc5, 0xe0, 0x60, 0x70, 0xf0, 0xef, 0xca, 0x96, 0x22, 0x7a,
+            0x86, 0x3e,
+        ]);
+        let text = b"Any submission to the IETF intended by the Contributor for publication as all or part of an IETF Internet-Draft or RFC and any statement made within the context of an IETF activity is considered an \"IETF Contribution\". Such statements include oral statements in IETF sessions, as well as written and electronic communications made at any time or place, which are addressed to";
+        let mut p = Poly1305::new(&k);
+        p.update_unpadded(text);
+        assert_eq!(
+            p.finish(),
+            [
+                0xf3, 0x47, 0x7e, 0x7c, 0xd9, 0x54, 0x17, 0xaf, 0x89, 0xa6, 0xb8, 0x79, 0x4c, 0x31,
+                0x0c, 0xf0
+            ]
+        );
+        let edge = |key: [u8; 32], msg: &[u8], want: [u8; 16]| {
+            let mut p = Poly1305::new(&key);
+            p.update_unpadded(msg);
+            assert_eq!(p.finish(), want);
+        };
+        let mut r2 = [0u8; 32];
+        r2[0] = 2;
+        // A.3 #6: h reaches 2^130 - 5 + something: R = 2, M = ff..ff, S = 0 -> 03 00..
+        edge(r2, &[0xff; 16], {
+            let mut t = [0u8; 16];
+            t[0] = 3;
+            t
+        });
+        // A.3 #7: R = 2, S = ff..ff, M = 02 00.. -> 03 00..
+        let mut k7 = r2;
+        k7[16..].copy_from_slice(&[0xff; 16]);
+        let mut m7 = [0u8; 16];
+        m7[0] = 2;
+        edge(k7, &m7, {
+            let mut t = [0u8; 16];
+            t[0] = 3;
+            t
+        });
+        // A.3 #8: R = 1, M = ff..ff (16) || fb fe .. fe (16) || 01 01 .. 01 (16) -> 0
+        let mut r1 = [0u8; 32];
+        r1[0] = 1;
+        let mut m11 = vec![0xffu8; 16];
+        m11.push(0xfb);
+        m11.extend_from_slice(&[0xfe; 15]);
+        m11.extend_from_slice(&[0x01; 16]);
+        edge(r1, &m11, [0; 16]);
+    }
+
+    #[test]
+    fn poly1305_matches_crate() {
+        use poly1305::universal_hash::KeyInit as _;
+        let mut rng = ChaCha20Rng::seed_from_u64(1305);
+        for len in 0..=2048usize {
+            for _ in 0..2 {
+                let mut key = [0u8; 32];
+                rng.fill_bytes(&mut key);
+                if len % 7 == 0 {
+                    // Extreme keys: all r bits that survive clamping set, s all ones.
+                    key = [0xff; 32];
+                }
+                let mut msg = vec![0u8; len];
+                rng.fill_bytes(&mut msg);
+                if len % 5 == 0 {
+                    msg.fill(0xff);
+                }
+                let want: [u8; 16] = poly1305::Poly1305::new(&key.into())
+                    .compute_unpadded(&msg)
+                    .into();
+                let mut p = Poly1305::new(&key);
+                p.update_unpadded(&msg);
+                assert_eq!(p.finish(), want, "len {len}");
             }
         }
     }
@@ -88,5 +829,16 @@ mod tests {
         let tag = TransportKey::new(&key).seal(7, &mut b);
         assert_eq!(&a[..100], &b[..]);
         assert_eq!(&a[100..], &tag);
+    }
+
+    #[test]
+    fn key_is_sync_and_debug_hides_it() {
+        fn is_sync<T: Sync + Send>() {}
+        is_sync::<TransportKey>();
+        let s = format!("{:?}", TransportKey::new(&[0xab; 32]));
+        assert!(
+            !s.contains("171") && !s.to_lowercase().contains("ab"),
+            "{s}"
+        );
     }
 }
