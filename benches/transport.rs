@@ -26,10 +26,10 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 use std::time::Duration;
 use wgd::aead::TransportKey;
+use wgd::crypto::SecretBytes;
 use wgd::keypair::{Keypair, OpenError};
 use wgd::noise::SessionKeys;
 use wgd::time::Instant;
-use zeroize::Zeroizing;
 
 const SIZES: [usize; 3] = [64, 1420, 8192];
 const BATCHES: [usize; 4] = [1, 8, 32, 64];
@@ -46,8 +46,8 @@ fn keys(initiator: bool) -> SessionKeys {
         ([0x33; 32], KEY)
     };
     SessionKeys {
-        send: Zeroizing::new(send),
-        recv: Zeroizing::new(recv),
+        send: SecretBytes::new(send),
+        recv: SecretBytes::new(recv),
         local_index: if initiator { 1 } else { 2 },
         remote_index: if initiator { 2 } else { 1 },
         initiator,
