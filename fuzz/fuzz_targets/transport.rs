@@ -88,13 +88,11 @@ fuzz_target!(|data: &[u8]| {
             deliver(&mut s, now, &mut dgram, None);
             continue;
         }
-        if flags & 4 != 0 {
-            if let Some((&c, _)) = body.split_first_chunk::<8>() {
-                let counter = u64::from_le_bytes(c);
-                if let Some(kp) = s.a.peer_mut(s.pa).and_then(|p| p.current_keypair_mut()) {
-                    kp.set_send_counter(counter);
-                }
-            }
+        if flags & 4 != 0
+            && let Some((&c, _)) = body.split_first_chunk::<8>()
+            && let Some(kp) = s.a.peer_mut(s.pa).and_then(|p| p.current_keypair_mut())
+        {
+            kp.set_send_counter(u64::from_le_bytes(c));
         }
         let Some(sealed) = s.seal_a(now, body) else {
             continue;
