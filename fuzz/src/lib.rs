@@ -229,7 +229,8 @@ pub fn seal(dev: &mut Device, peer: PeerId, now: Now, plain: &[u8]) -> Option<Ve
             buf.truncate(len);
             Some(buf)
         }
-        SendResult::Staged | SendResult::BufferTooSmall => None,
+        // Device::send seals in place; Prepared is only returned by Device::prepare_send.
+        SendResult::Prepared { .. } | SendResult::Staged | SendResult::BufferTooSmall => None,
     }
 }
 
