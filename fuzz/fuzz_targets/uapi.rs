@@ -1,0 +1,84 @@
+//! The UAPI request parser on arbitrary bytes, and `apply` of every `set` it accepts.
+//!
+//! Invariants: a parsed `set` written back with `to_request_text` parses to the same request;
+//! `apply` is atomic (on error, `format_get` prints exactly what it printed before); after a
+//! successful `apply` every AllowedIPs entry belongs to an existing peer and no peer has the
+//! device's own public key; every error maps to a negative errno.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::net::IpAddr;
+use wgd::allowedips::AllowedIps;
+use wgd::device::Device;
+use wgd::index::PeerId;
+use wgd::uapi::{self, Request};
+use wgd_fuzz::{A_PREFIX_V4, A_PREFIX_V6, device_b, rng, start};
+
+/// B with A as a peer owning two prefixes, or a device with no key and no peers.
+fn devices() -> [(Device, AllowedIps<PeerId>); 2] {
+    let (b, pb) = device_b();
+    let mut allowed = AllowedIps::default();
+    let ok = allowed
+        .insert(IpAddr::V4(A_PREFIX_V4.0), A_PREFIX_V4.1, pb)
+        .and_then(|()| allowed.insert(IpAddr::V6(A_PREFIX_V6.0), A_PREFIX_V6.1, pb));
+    assert!(ok.is_ok(), "fuzz set-up: allowed ips");
+    [
+        (b, allowed),
+        (Device::without_key(rng(400)), AllowedIps::default()),
+    ]
+}
+
+fn check_consistent(dev: &Device, allowed: &AllowedIps<PeerId>) {
+    for (addr, cidr, id) in allowed.entries() {
+        assert!(
+            dev.peer(id).is_some(),
+            "{addr}/{cidr} routes to a removed peer"
+        );
+    }
+    if dev.has_private_key() {
+        let own = dev.public_key();
+        assert!(
+            dev.peer_by_key(&own).is_none(),
+            "a peer has the device's own key"
+        );
+    }
+    for id in dev.peer_ids() {
+        let key = *dev.peer(id).expect("listed peer exists").public_key();
+        assert_eq!(dev.peer_by_key(&key), Some(id));
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let req = match uapi::parse_request(data) {
+        Ok(Request::Set(req)) => req,
+        Ok(Request::Get) => {
+            for (dev, allowed) in devices() {
+                let text = uapi::format_get(&dev, &allowed, 51820, Some(7));
+                assert!(text.ends_with("errno=0\n\n"));
+            }
+            return;
+        }
+        Err(e) => {
+            assert!(e.errno() < 0);
+            return;
+        }
+    };
+    let wire = req.to_request_text();
+    match uapi::parse_request(wire.as_bytes()) {
+        Ok(Request::Set(back)) => assert_eq!(back, req, "request text:\n{}", wire.as_str()),
+        Ok(Request::Get) => panic!("set request reparsed as get"),
+        Err(e) => panic!("written request does not parse: {e}\n{}", wire.as_str()),
+    }
+    for (mut dev, mut allowed) in devices() {
+        let before = uapi::format_get(&dev, &allowed, 0, None);
+        let mut out = Vec::new();
+        match uapi::apply(req.clone(), &mut dev, &mut allowed, start(), &mut out) {
+            Ok(_change) => check_consistent(&dev, &allowed),
+            Err(e) => {
+                assert!(e.errno() < 0);
+                let after = uapi::format_get(&dev, &allowed, 0, None);
+                assert_eq!(after, before, "a failed set changed the device");
+            }
+        }
+    }
+});
