@@ -104,7 +104,11 @@ impl TxBatch {
     /// Reads packets from the TUN into free slots (payload at offset 16, room for the header)
     /// until it has none or the batch is nearly full.
     pub fn read(&mut self, ready: &mut TunReady<'_>) -> ReadEnd {
-        while self.len == 0 || SLOTS - self.len >= READ_MORE_FREE {
+        // At most SLOTS reads per call; what is left stays readable for the next turn.
+        for _ in 0..SLOTS {
+            if self.len != 0 && SLOTS - self.len < READ_MORE_FREE {
+                break;
+            }
             let (Some(bufs), Some(sizes)) = (
                 self.bufs.get_mut(self.len..),
                 self.sizes.get_mut(self.len..),

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A/B of wgd's own data-path settings, interleaved: each argument is one variant, given as the
+# environment for both daemons (e.g. "WGD_CRYPTO_THREADS=1", "WGD_NO_TUN_OFFLOAD=1", or
+# "DEFAULT=1" for the defaults). Two wgd in two namespaces from configs/wgd-{a,b}.conf, an
+# iperf3 TCP single stream B -> A per variant and round; prints Gbit/s and the CPU seconds both
+# daemons spent per GB received. Needs root, iperf3; builds the release binary.
+#
+#   sudo scripts/bench-variants.sh [--rounds N] [--time S] VARIANT...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=3
+T=4
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --time) T=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "usage: $0 [--rounds N] [--time S] VARIANT..." >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; exit 1; }
+cargo build --release --quiet
+WGD="$PWD/target/release/wgd"
+NS_A="wgdv-a-$$"
+NS_B="wgdv-b-$$"
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    ip netns del "$NS_A" 2>/dev/null || true
+    ip netns del "$NS_B" 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+ip netns add "$NS_A"
+ip netns add "$NS_B"
+ip link add "vva$$" netns "$NS_A" type veth peer name "vvb$$" netns "$NS_B"
+ip -n "$NS_A" addr add 198.18.0.1/24 dev "vva$$"
+ip -n "$NS_B" addr add 198.18.0.2/24 dev "vvb$$"
+for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
+ip -n "$NS_A" link set "vva$$" up
+ip -n "$NS_B" link set "vvb$$" up
+cp configs/wgd-a.conf configs/wgd-b.conf "$TMP/"
+ip netns exec "$NS_A" iperf3 -s >/dev/null 2>&1 &
+PIDS+=($!)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+echo "variant,round,gbit_s,cpu_s_per_gb"
+for r in $(seq "$ROUNDS"); do
+    for v in "$@"; do
+        ip netns exec "$NS_A" env "$v" "$WGD" up "$TMP/wgd-a.conf" 2>"$TMP/a.log" &
+        A=$!
+        ip netns exec "$NS_B" env "$v" "$WGD" up "$TMP/wgd-b.conf" 2>"$TMP/b.log" &
+        B=$!
+        for _ in $(seq 50); do
+            if ip -n "$NS_A" link show wgd-a >/dev/null 2>&1 && ip -n "$NS_B" link show wgd-b >/dev/null 2>&1; then break; fi
+            sleep 0.1
+        done
+        sleep 0.3
+        ip netns exec "$NS_B" ping -c 1 -W 3 198.19.0.1 >/dev/null 2>&1 || true
+        a0=$(cpu "$A"); b0=$(cpu "$B")
+        out=$(timeout $((T + 15)) ip netns exec "$NS_B" iperf3 -c 198.19.0.1 -t "$T" -J 2>/dev/null || true)
+        a1=$(cpu "$A"); b1=$(cpu "$B")
+        python3 - "$v" "$r" "$out" $((a1 - a0 + b1 - b0)) "$hz" <<'EOF'
+import json, sys
+v, r, out, ticks, hz = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+try:
+    s = json.loads(out)["end"]["sum_received"]
+    gb = s["bytes"] / 1e9
+    print(f"{v},{r},{s['bits_per_second'] / 1e9:.3f},{ticks / hz / gb:.2f}")
+except Exception as e:
+    print(f"{v},{r},missing,missing  # {e}")
+EOF
+        kill "$A" "$B" 2>/dev/null || true
+        wait "$A" "$B" 2>/dev/null || true
+    done
+done
