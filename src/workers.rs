@@ -9,6 +9,13 @@
 
 use rayon::prelude::*;
 
+/// Hosts with fewer cores seal and open inline by default. Measured on 2 cores
+/// (`scripts/bench-variants.sh`, `docs/benchmarks.md`): with the crypto spread over a 2-thread
+/// pool a TCP stream through two wgd on the same host ran at 0.8x the inline speed and cost 1.3x
+/// the CPU per GB, because the other core is already busy with the kernel's network stack, the
+/// peer and the application, and the hand-off (wake-ups, rayon's idle spinning) is pure cost.
+pub const MIN_CORES_FOR_WORKERS: usize = 4;
+
 /// Below this many packets a batch is sealed/opened inline: waking a worker costs more.
 pub const MIN_PARALLEL: usize = 8;
 
@@ -38,12 +45,14 @@ impl Workers {
         Workers { pool }
     }
 
-    /// As many workers as the process may use cores, or `WGD_CRYPTO_THREADS`.
+    /// `WGD_CRYPTO_THREADS` workers if set; otherwise one per core on hosts with at least
+    /// [`MIN_CORES_FOR_WORKERS`] cores, inline below that.
     pub fn from_env() -> Workers {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = std::env::var("WGD_CRYPTO_THREADS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            .unwrap_or(if cores >= MIN_CORES_FOR_WORKERS { cores } else { 1 });
         Workers::new(threads)
     }
 
