@@ -52,7 +52,11 @@ impl Workers {
         let threads = std::env::var("WGD_CRYPTO_THREADS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(if cores >= MIN_CORES_FOR_WORKERS { cores } else { 1 });
+            .unwrap_or(if cores >= MIN_CORES_FOR_WORKERS {
+                cores
+            } else {
+                1
+            });
         Workers::new(threads)
     }
 
