@@ -68,6 +68,9 @@ pub struct Options {
     pub config_path: Option<std::path::PathBuf>,
     /// `--user`: the user to become once everything privileged is set up (None: stay root).
     pub user: Option<crate::privdrop::Target>,
+    /// Crypto worker threads (None: `WGD_CRYPTO_THREADS` or the default for this host, see
+    /// [`Workers::from_env`]).
+    pub crypto_threads: Option<usize>,
 }
 
 /// The state the event loop owns besides the I/O objects.
@@ -483,7 +486,9 @@ pub async fn run(
         rx: RxBatch::new(gro.max(64)),
         tx: TxBatch::new(),
         handshakes: HandshakeQueue::new(),
-        workers: Workers::from_env(),
+        workers: opts
+            .crypto_threads
+            .map_or_else(Workers::from_env, Workers::new),
     };
     info!(
         offload = tun.offload(),

@@ -1,6 +1,10 @@
 //! The daemon carrying real traffic: wgd in network namespaces over veth, against itself and
 //! against stock peers (wireguard-go, boringtun-cli), with pings over IPv4 and IPv6 inner
 //! addresses and SHA-256-checked TCP transfers; roaming; hub and spokes with a spoofed source.
+//!
+//! Every wgd here runs its crypto on a 2-thread worker pool (`WGD_CRYPTO_THREADS=2`), which is
+//! not the default on hosts under 4 cores: the other daemon tests cover the inline default, these
+//! cover the parallel path (ordering, integrity, interop) on any CI machine.
 
 mod common;
 
@@ -25,6 +29,7 @@ struct Pair {
 }
 
 fn pair(server: &Impl, client: &Impl, v6_underlay: bool, psk: bool) -> Pair {
+    let _ = common::netns::WGD_CRYPTO_THREADS.set("2");
     let a = Netns::new();
     let b = Netns::new();
     veth(&a, &A_UL, &b, &B_UL);

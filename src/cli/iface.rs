@@ -71,6 +71,7 @@ pub fn run(iface: &str, foreground: bool, user: Option<wgd::privdrop::Target>) -
         mtu: DEFAULT_MTU as u32,
         config_path: None,
         user,
+        crypto_threads: None,
     };
     let stats = rt.block_on(async {
         let stop = daemon::termination()?;

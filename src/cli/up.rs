@@ -70,6 +70,7 @@ pub fn up(args: UpArgs, user: Option<wgd::privdrop::Target>) -> Result<()> {
         mtu,
         config_path: Some(path.clone()),
         user,
+        crypto_threads: None,
     };
     let stats = rt.block_on(async {
         let stop = daemon::termination()?;

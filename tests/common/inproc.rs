@@ -34,6 +34,16 @@ impl InProc {
     /// Starts the daemon for `conf_text` in `ns` on interface `iface` and waits (at most
     /// [`READY_TIMEOUT`]) until it reports ready; panics with its error if it fails.
     pub fn start(ns: &Arc<Netns>, iface: &str, conf_text: &str) -> (InProc, Started) {
+        Self::start_with(ns, iface, conf_text, None)
+    }
+
+    /// [`InProc::start`] with `crypto_threads` crypto workers (None: the host default).
+    pub fn start_with(
+        ns: &Arc<Netns>,
+        iface: &str,
+        conf_text: &str,
+        crypto_threads: Option<usize>,
+    ) -> (InProc, Started) {
         let cfg =
             Config::parse(conf_text, "inproc.conf").unwrap_or_else(|e| panic!("inproc.conf: {e}"));
         let opts = Options {
@@ -41,6 +51,7 @@ impl InProc {
             mtu: MTU,
             config_path: None,
             user: None,
+            crypto_threads,
         };
         let (ready_tx, ready_rx) = mpsc::channel::<Started>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

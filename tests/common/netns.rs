@@ -588,6 +588,11 @@ impl Impl {
     }
 }
 
+/// Crypto worker threads for the wgd daemons this test binary starts (unset: the host default;
+/// an empty value is ignored by wgd). A test binary sets it once, before starting daemons, to
+/// run wgd's parallel crypto path on a machine whose default is inline.
+pub static WGD_CRYPTO_THREADS: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
 /// The `wgd` binary built for these tests.
 pub fn wgd_impl() -> Impl {
     Impl::Wgd(PathBuf::from(env!("CARGO_BIN_EXE_wgd")))
@@ -702,6 +707,10 @@ impl StockPeer {
             )
             // Also silences the "kernel has first class support" banner.
             .env("WG_PROCESS_FOREGROUND", "1")
+            .env(
+                "WGD_CRYPTO_THREADS",
+                WGD_CRYPTO_THREADS.get().copied().unwrap_or(""),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
