@@ -266,7 +266,8 @@ def write_section(out, section):
         text = "# Benchmarks\n\n"
     b, e = text.find(BEGIN), text.find(END)
     if b != -1 and e != -1 and e > b:
-        text = text[:b] + section + text[e + len(END):].lstrip("\n")
+        rest = text[e + len(END):].lstrip("\n")
+        text = text[:b] + section + ("\n" + rest if rest else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     with open(out, "w", encoding="utf-8") as f:
