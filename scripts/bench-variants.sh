@@ -4,21 +4,29 @@
 # "DEFAULT=1" for the defaults). Two wgd in two namespaces from configs/wgd-{a,b}.conf, an
 # iperf3 TCP single stream B -> A per variant and round; prints Gbit/s and the CPU seconds both
 # daemons spent per GB received. Needs root, iperf3; builds the release binary.
+# --perf DIR: also samples both daemons with `perf record` (software clock, 499 Hz, no call
+# graph) during each iperf3 run and writes DIR/<variant>-<round>.txt, the flat profile by symbol.
 #
-#   sudo scripts/bench-variants.sh [--rounds N] [--time S] VARIANT...
+#   sudo scripts/bench-variants.sh [--rounds N] [--time S] [--perf DIR] VARIANT...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=3
 T=4
+PERF_DIR=
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
         --time) T=$2; shift 2 ;;
+        --perf) PERF_DIR=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
         *) break ;;
     esac
 done
 [ $# -gt 0 ] || { echo "usage: $0 [--rounds N] [--time S] VARIANT..." >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; exit 1; }
+if [ -n "$PERF_DIR" ] && ! command -v perf >/dev/null; then
+    echo "--perf needs perf (Debian: linux-perf)" >&2
+    exit 1
+fi
 cargo build --release --quiet
 WGD="$PWD/target/release/wgd"
 NS_A="wgdv-a-$$"
@@ -60,8 +68,20 @@ for r in $(seq "$ROUNDS"); do
         sleep 0.3
         ip netns exec "$NS_B" ping -c 1 -W 3 198.19.0.1 >/dev/null 2>&1 || true
         a0=$(cpu "$A"); b0=$(cpu "$B")
+        P=
+        if [ -n "$PERF_DIR" ]; then
+            data="$TMP/perf.data"
+            perf record -q -F 499 -p "$A,$B" -o "$data" -- sleep "$T" >/dev/null 2>&1 &
+            P=$!
+            PIDS+=("$P")
+        fi
         out=$(timeout $((T + 15)) ip netns exec "$NS_B" iperf3 -c 198.19.0.1 -t "$T" -J 2>/dev/null || true)
         a1=$(cpu "$A"); b1=$(cpu "$B")
+        if [ -n "$P" ]; then
+            wait "$P" || true
+            perf report -i "$data" --no-children --sort symbol --percent-limit 0.5 --stdio \
+                >"$PERF_DIR/${v//[^A-Za-z0-9_=]/_}-$r.txt" 2>/dev/null || true
+        fi
         python3 - "$v" "$r" "$out" $((a1 - a0 + b1 - b0)) "$hz" <<'EOF'
 import json, sys
 v, r, out, ticks, hz = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
