@@ -73,6 +73,20 @@ pub enum DropReason {
     RateLimited,
 }
 
+impl DropReason {
+    /// A replay: a transport counter already received (or behind the replay window), or an
+    /// initiation whose timestamp is not newer than the last accepted one from that peer.
+    pub fn is_replay(&self) -> bool {
+        matches!(
+            self,
+            DropReason::Peer(
+                PeerError::Open(crate::keypair::OpenError::Replay)
+                    | PeerError::Handshake(HandshakeError::Replay)
+            )
+        )
+    }
+}
+
 impl From<HandshakeError> for DropReason {
     fn from(e: HandshakeError) -> Self {
         DropReason::Peer(PeerError::Handshake(e))
@@ -644,6 +658,22 @@ mod tests {
 
     fn key() -> PublicKey {
         PrivateKey::generate(&mut OsRng).public_key()
+    }
+
+    #[test]
+    fn replays_are_told_apart_from_other_drops() {
+        use crate::keypair::OpenError;
+        assert!(DropReason::from(HandshakeError::Replay).is_replay());
+        assert!(DropReason::Peer(PeerError::Open(OpenError::Replay)).is_replay());
+        for other in [
+            DropReason::from(HandshakeError::Flood),
+            DropReason::from(HandshakeError::Decrypt),
+            DropReason::Peer(PeerError::Open(OpenError::Auth)),
+            DropReason::UnknownIndex,
+            DropReason::InvalidMac,
+        ] {
+            assert!(!other.is_replay(), "{other:?}");
+        }
     }
 
     #[test]

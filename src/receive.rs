@@ -44,6 +44,9 @@ pub struct RxStats {
     pub bad_source: u64,
     /// Datagrams dropped (bad MAC, replay, unknown index, garbage...).
     pub dropped: u64,
+    /// Of those, replays ([`crate::device::DropReason::is_replay`]): transport datagrams whose counter was
+    /// already received or is behind the window, initiations whose timestamp is not newer.
+    pub replayed: u64,
     /// Handshake messages dropped because the handshake queue was full.
     pub handshake_queue_full: u64,
     /// Inner packets written to the TUN.
@@ -58,6 +61,8 @@ enum Status {
     Opened(usize),
     /// Dropped before or by the AEAD.
     Dropped,
+    /// Dropped before the AEAD: its counter was already received or is behind the window.
+    Replayed,
 }
 
 /// Preallocated state of the inbound path.
@@ -218,9 +223,18 @@ impl RxBatch {
             let Some(data) = buf.get_mut(..len) else {
                 continue;
             };
+            if data.is_empty() {
+                // An empty datagram: no message at all (it has no chunk to go through below).
+                stats.dropped += 1;
+                continue;
+            }
             for (d, status) in data.chunks_mut(stride).zip(st.iter()) {
                 match *status {
                     Status::Dropped => stats.dropped += 1,
+                    Status::Replayed => {
+                        stats.dropped += 1;
+                        stats.replayed += 1;
+                    }
                     Status::Other if d.len() > HANDSHAKE_MAX => stats.dropped += 1,
                     Status::Other => {
                         if !hs.push(from, d) {
@@ -243,6 +257,7 @@ impl RxBatch {
                         Ok(_) => {}
                         Err(e) => {
                             stats.dropped += 1;
+                            stats.replayed += u64::from(e.is_replay());
                             trace!("dropped a datagram from {}: {e}", from.addr);
                         }
                     },
@@ -267,6 +282,7 @@ fn open_one(dev: &Device, now: Now, d: &mut [u8]) -> Status {
             Ok(n) => Status::Opened(n),
             Err(_) => Status::Dropped,
         },
+        Err(e) if e.is_replay() => Status::Replayed,
         Err(_) => Status::Dropped,
     }
 }
@@ -347,6 +363,7 @@ impl HandshakeQueue {
                 && let Err(e) = dev.receive(t, q.from, msg, out)
             {
                 stats.dropped += 1;
+                stats.replayed += u64::from(e.is_replay());
                 trace!("dropped a handshake message from {}: {e}", q.from.addr);
             }
             done += 1;
