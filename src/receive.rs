@@ -44,8 +44,9 @@ pub struct RxStats {
     pub bad_source: u64,
     /// Datagrams dropped (bad MAC, replay, unknown index, garbage...).
     pub dropped: u64,
-    /// Of those, replays ([`crate::device::DropReason::is_replay`]): transport datagrams whose counter was
-    /// already received or is behind the window, initiations whose timestamp is not newer.
+    /// Of those, replays ([`crate::device::DropReason::is_replay`]): transport datagrams whose
+    /// counter was already received or is behind the window, initiations whose timestamp is not
+    /// newer.
     pub replayed: u64,
     /// Handshake messages dropped because the handshake queue was full.
     pub handshake_queue_full: u64,
