@@ -16,7 +16,7 @@
 //! The bare variants get the same fresh copies, so all three open equally cold data.
 //!
 //! After the criterion groups a short summary prints GB/s and the wgd/aead and crate/wgd ratios
-//! for batches of 64 × 1420 bytes (median of 11 runs, thread CPU time). `TRANSPORT_SUMMARY=only`
+//! for batches of 64 × 1420 bytes (median of 21 interleaved runs, thread CPU time). `TRANSPORT_SUMMARY=only`
 //! prints just the summary.
 //!
 //! Run: `cargo bench --bench transport` (the whole matrix takes ~4 minutes).
@@ -243,25 +243,35 @@ fn cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Median over 11 runs of the thread CPU time per call of `f`, which gets fresh inputs from
-/// `setup` (not timed).
-fn median_per_call<S, F>(mut setup: impl FnMut() -> S, mut f: F) -> f64
-where
-    F: FnMut(&mut S),
-{
+/// Rounds of the summary: each round runs every variant once, in turn.
+const ROUNDS: usize = 21;
+
+/// One run: the thread CPU time per call of `f` over 200 calls, each on fresh inputs from
+/// `setup` (made before the clock starts).
+fn per_call<S>(setup: &mut impl FnMut() -> S, f: &mut impl FnMut(&mut S)) -> f64 {
     const CALLS: usize = 200;
-    let mut runs: Vec<f64> = (0..11)
-        .map(|_| {
-            let mut inputs: Vec<S> = (0..CALLS).map(|_| setup()).collect();
-            let t = cpu_time();
-            for s in inputs.iter_mut() {
-                f(s);
-            }
-            (cpu_time() - t).as_secs_f64() / CALLS as f64
-        })
-        .collect();
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
+    let mut inputs: Vec<S> = (0..CALLS).map(|_| setup()).collect();
+    let t = cpu_time();
+    for s in inputs.iter_mut() {
+        f(s);
+    }
+    (cpu_time() - t).as_secs_f64() / CALLS as f64
+}
+
+/// The median per-call time of each variant over [`ROUNDS`] interleaved rounds (A B C A B C
+/// ...), so that a drift of the machine (frequency, a neighbour) hits every variant alike.
+fn interleaved_medians<const N: usize>(variants: [&mut dyn FnMut() -> f64; N]) -> [f64; N] {
+    let mut variants = variants;
+    let mut runs = [(); N].map(|_| Vec::with_capacity(ROUNDS));
+    for _ in 0..ROUNDS {
+        for (v, r) in variants.iter_mut().zip(runs.iter_mut()) {
+            r.push(v());
+        }
+    }
+    runs.map(|mut r| {
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    })
 }
 
 /// GB/s and ratios for batches of 64 × 1420 bytes.
@@ -276,42 +286,51 @@ fn summary() {
     let mut tx = sender();
     let mut lens = vec![SIZE; BATCH];
     let mut counter = 0u64;
-    let seal_wgd_s = median_per_call(
-        || buffers(SIZE, BATCH),
-        |s| seal_wgd(&mut tx, s, &mut lens, SIZE),
-    );
-    let seal_aead_s = median_per_call(
-        || buffers(SIZE, BATCH),
-        |s| seal_aead(&key, &mut counter, s, SIZE),
-    );
-    let seal_crate_s = median_per_call(
-        || buffers(SIZE, BATCH),
-        |s| seal_crate(&cipher, &mut counter, s, SIZE),
-    );
+    let mut counter2 = 0u64;
+    let [seal_wgd_s, seal_aead_s, seal_crate_s] = interleaved_medians([
+        &mut || {
+            per_call(&mut || buffers(SIZE, BATCH), &mut |s| {
+                seal_wgd(&mut tx, s, &mut lens, SIZE)
+            })
+        },
+        &mut || {
+            per_call(&mut || buffers(SIZE, BATCH), &mut |s| {
+                seal_aead(&key, &mut counter, s, SIZE)
+            })
+        },
+        &mut || {
+            per_call(&mut || buffers(SIZE, BATCH), &mut |s| {
+                seal_crate(&cipher, &mut counter2, s, SIZE)
+            })
+        },
+    ]);
     let mut results = vec![Err(OpenError::Malformed); BATCH];
-    let open_wgd_s = median_per_call(
-        || (receiver(), fixture.clone()),
-        |(rx, s)| open_wgd(rx, s, &mut results),
-    );
-    let open_aead_s = median_per_call(
-        || fixture.clone(),
-        |s| {
-            black_box(open_aead(&key, s, SIZE));
+    let [open_wgd_s, open_aead_s, open_crate_s] = interleaved_medians([
+        &mut || {
+            per_call(&mut || (receiver(), fixture.clone()), &mut |(rx, s)| {
+                open_wgd(rx, s, &mut results)
+            })
         },
-    );
-    let open_crate_s = median_per_call(
-        || fixture.clone(),
-        |s| {
-            black_box(open_crate(&cipher, s, SIZE));
+        &mut || {
+            per_call(&mut || fixture.clone(), &mut |s| {
+                black_box(open_aead(&key, s, SIZE));
+            })
         },
-    );
+        &mut || {
+            per_call(&mut || fixture.clone(), &mut |s| {
+                black_box(open_crate(&cipher, s, SIZE));
+            })
+        },
+    ]);
     let gbs = |s: f64| bytes / s / 1e9;
     println!();
     println!(
         "transport summary: batches of {BATCH} x {SIZE}-byte packets, one thread, AEAD backend {}",
         key.backend()
     );
-    println!("(median of 11 runs of 200 batches, thread CPU time; payload bytes)");
+    println!(
+        "(median of {ROUNDS} interleaved runs of 200 batches each, thread CPU time; payload bytes)"
+    );
     for (op, w, a, c) in [
         ("seal", seal_wgd_s, seal_aead_s, seal_crate_s),
         ("open", open_wgd_s, open_aead_s, open_crate_s),
