@@ -133,7 +133,7 @@ impl TransportKey {
     /// first three data blocks together (one four-block call instead of two).
     fn encrypt_portable(&self, counter: u64, data: &mut [u8]) -> Poly1305 {
         let mut cipher = chacha20::ChaCha20::new(&self.key.into(), &nonce_bytes(counter).into());
-        let mut first = Scratch::<256>::new();
+        let mut first = Scratch::<{ 256 / 8 }>::new();
         let head = data.len().min(SMALL_MAX);
         let buf = first.bytes();
         buf[64..64 + head].copy_from_slice(&data[..head]);
@@ -150,7 +150,7 @@ impl TransportKey {
         tag: &[u8; TAG_LEN],
     ) -> Result<(), AuthError> {
         let mut cipher = chacha20::ChaCha20::new(&self.key.into(), &nonce_bytes(counter).into());
-        let mut first = Scratch::<256>::new();
+        let mut first = Scratch::<{ 256 / 8 }>::new();
         let head = data.len().min(SMALL_MAX);
         let ks = first.bytes();
         cipher.apply_keystream(&mut ks[..64 + head]);
@@ -170,7 +170,7 @@ impl TransportKey {
     unsafe fn encrypt_avx2(&self, counter: u64, data: &mut [u8]) -> Poly1305 {
         let nonce = nonce_words(counter);
         // Blocks 0..8 in one go: block 0 is the Poly1305 key, blocks 1..8 cover data[..448].
-        let mut first = Scratch::<512>::new();
+        let mut first = Scratch::<{ 512 / 8 }>::new();
         let head = data.len().min(448);
         let buf = first.bytes();
         buf[64..64 + head].copy_from_slice(&data[..head]);
@@ -191,7 +191,7 @@ impl TransportKey {
         tag: &[u8; TAG_LEN],
     ) -> Result<(), AuthError> {
         let nonce = nonce_words(counter);
-        let mut first = Scratch::<512>::new();
+        let mut first = Scratch::<{ 512 / 8 }>::new();
         let ks = first.bytes();
         // SAFETY: AVX2 is enabled on this function; `ks` is 512 bytes.
         unsafe { avx2::xor_8_blocks(&self.words, &nonce, 0, ks) };
@@ -222,26 +222,25 @@ fn nonce_words(counter: u64) -> [u32; 3] {
     [0, counter as u32, (counter >> 32) as u32]
 }
 
-/// A stack buffer for keystream, zeroized on drop. Held as u64 words so that zeroizing it is
-/// N/8 volatile stores rather than N.
-struct Scratch<const N: usize>([u64; N]);
+/// A stack buffer of `W` u64 words (8·W bytes) for keystream, zeroed when made and zeroized on
+/// drop. Held as words so that zeroizing it is W volatile stores rather than 8·W.
+struct Scratch<const W: usize>([u64; W]);
 
-impl<const N: usize> Scratch<N> {
+impl<const W: usize> Scratch<W> {
     fn new() -> Self {
-        Scratch([0; N])
+        Scratch([0; W])
     }
-    /// The first N bytes (the words' storage is 8N bytes; only N are used).
+    /// All 8·W bytes.
     fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: u8 has no alignment or validity requirements; N <= 8N bytes are in bounds
-        // and the borrow of `self` covers the returned slice's lifetime.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), N) }
+        // SAFETY: u8 has no alignment or validity requirements; the words' storage is exactly
+        // 8·W bytes, and the borrow of `self` covers the returned slice's lifetime.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), W * 8) }
     }
 }
 
-impl<const N: usize> Drop for Scratch<N> {
+impl<const W: usize> Drop for Scratch<W> {
     fn drop(&mut self) {
-        // Only the first N bytes were used: N / 8 words.
-        self.0[..N / 8].zeroize();
+        self.0.zeroize();
     }
 }
 
@@ -562,7 +561,7 @@ mod avx2 {
         }
         let rest = chunks.into_remainder();
         if !rest.is_empty() {
-            let mut tail = super::Scratch::<512>::new();
+            let mut tail = super::Scratch::<{ 512 / 8 }>::new();
             let buf = tail.bytes();
             let n = rest.len();
             buf[..n].copy_from_slice(rest);
