@@ -19,6 +19,7 @@
 //! - [`ratelimiter`]: the per-source token bucket for handshakes under load (`ratelimiter.c`)
 //! - [`device`]: the device: identity, peers, index table, dispatch (`device.c`, `receive.c`)
 //! - [`index`]: random, unique 32-bit sender indices (`peerlookup.c`)
+//! - [`rng`]: the daemon's random source (`getrandom` read a block at a time)
 //! - [`privdrop`]: `--user`: becoming an unprivileged user with only `CAP_NET_ADMIN` left
 
 pub mod aead;
@@ -41,6 +42,7 @@ pub mod privdrop;
 pub mod ratelimiter;
 pub mod receive;
 pub mod replay;
+pub mod rng;
 pub mod send;
 pub mod tai64n;
 pub mod time;
