@@ -7,13 +7,19 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 /// Socket buffer size asked for (wireguard-go uses 7 MiB).
 pub const SOCKET_BUFFER: usize = 7 << 20;
 
 /// One bound UDP socket.
+///
+/// Registered with tokio for readability only: sends never wait (a datagram that finds the
+/// socket buffer full is dropped, as the kernel's `send4`/`send6` drop it), and a socket
+/// registered for writability too gets an edge-triggered EPOLLOUT wake-up each time sent
+/// datagrams are freed, one more `epoll_wait` per packet sent on an idle tunnel.
 pub struct Sock {
-    io: tokio::net::UdpSocket,
+    io: AsyncFd<std::net::UdpSocket>,
     state: UdpSocketState,
 }
 
@@ -36,20 +42,21 @@ impl Sock {
         s.bind(&addr.into())?;
         let std: std::net::UdpSocket = s.into();
         let state = UdpSocketState::new((&std).into())?;
-        Ok(Sock {
-            io: tokio::net::UdpSocket::from_std(std)?,
-            state,
-        })
+        // SAFETY: the fd is owned by `std`, which the AsyncFd owns: it stays open and refers to
+        // the same socket until the AsyncFd is dropped, and `as_raw_fd` always returns it.
+        let io = unsafe { AsyncFd::register_with_interest(std, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Sock { io, state })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.local_addr()
+        self.io.get_ref().local_addr()
     }
 
     /// Waits until the socket is readable.
     pub async fn readable(&self) -> io::Result<()> {
-        self.io.readable().await
+        self.io.readable().await.map(|_| ())
     }
 
     /// Receives a batch without waiting: Ok(n) datagram buffers filled, or WouldBlock.
@@ -58,8 +65,8 @@ impl Sock {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> io::Result<usize> {
-        self.io.try_io(Interest::READABLE, || {
-            self.state.recv((&self.io).into(), bufs, meta)
+        self.io.try_io(Interest::READABLE, |s| {
+            self.state.recv(s.into(), bufs, meta)
         })
     }
 
@@ -88,11 +95,13 @@ impl Sock {
             segment_size: segment.filter(|&s| s < data.len()),
             src_ip: src,
         };
-        match self.state.try_send((&self.io).into(), &t) {
+        match self.state.try_send(self.io.get_ref().into(), &t) {
             Ok(()) => Ok(true),
             Err(e) if src.is_some() && e.kind() != io::ErrorKind::WouldBlock => {
                 let t = Transmit { src_ip: None, ..t };
-                self.state.try_send((&self.io).into(), &t).map(|()| false)
+                self.state
+                    .try_send(self.io.get_ref().into(), &t)
+                    .map(|()| false)
             }
             Err(e) => Err(e),
         }
@@ -100,7 +109,7 @@ impl Sock {
 
     /// Sets or clears SO_MARK.
     pub fn set_fwmark(&self, mark: Option<u32>) -> io::Result<()> {
-        socket2::SockRef::from(&self.io).set_mark(mark.unwrap_or(0))
+        socket2::SockRef::from(self.io.get_ref()).set_mark(mark.unwrap_or(0))
     }
 
     /// Datagrams one GSO send may carry (1 without GSO).
