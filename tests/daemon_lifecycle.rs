@@ -9,8 +9,8 @@
 mod common;
 
 use common::netns::{
-    Netns, StockPeer, find_in_path, impl_or_skip, privileged_or_skip_with, unique_iface, veth,
-    wgd_impl,
+    Impl, Netns, StockPeer, find_in_path, impl_or_skip, privileged_or_skip_with, unique_iface,
+    veth, wgd_impl,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -487,6 +487,37 @@ fn count_syscalls_for(pid: u32, file: &std::path::Path, secs: u32) -> (u64, Stri
     (strace_total_calls(&summary), summary)
 }
 
+/// Two namespaces over veth with a wgd server in the first and a wgd client in the second
+/// (interfaces `{prefix}a…` and `{prefix}b…`), returned once a ping has gone through the tunnel.
+/// The order of the tuple is the order to keep them in: bindings drop in reverse, daemons first.
+fn connected_pair(w: &Impl, prefix: &str) -> (Netns, Netns, StockPeer, StockPeer) {
+    let a = Netns::new();
+    let b = Netns::new();
+    veth(&a, &A_UL, &b, &B_UL);
+    let (ca, cb) = pair_confs();
+    let server = StockPeer::start(
+        w,
+        &a,
+        &unique_iface(&format!("{prefix}a")),
+        &ca,
+        &A_TUN,
+        MTU,
+    );
+    let client = StockPeer::start(
+        w,
+        &b,
+        &unique_iface(&format!("{prefix}b")),
+        &cb,
+        &B_TUN,
+        MTU,
+    );
+    assert!(
+        b.wait_ping("198.19.0.1", HANDSHAKE_TIMEOUT),
+        "no ping through the tunnel within {HANDSHAKE_TIMEOUT:?}"
+    );
+    (a, b, server, client)
+}
+
 /// A wgd ↔ wgd pair with no traffic and no persistent keepalive, past the passive keepalive
 /// after one ping: each daemon makes at most [`MAX_IDLE_SYSCALLS`] syscalls in 30 s and stays
 /// under [`MAX_RSS_KIB`] resident.
@@ -497,16 +528,7 @@ fn idle_wgd_makes_few_syscalls_and_stays_small() {
     if !impl_or_skip(test, &w) || !privileged_or_skip_with(test, &["strace", "timeout"]) {
         return;
     }
-    let a = Netns::new();
-    let b = Netns::new();
-    veth(&a, &A_UL, &b, &B_UL);
-    let (ca, cb) = pair_confs();
-    let mut server = StockPeer::start(&w, &a, &unique_iface("wia"), &ca, &A_TUN, MTU);
-    let mut client = StockPeer::start(&w, &b, &unique_iface("wib"), &cb, &B_TUN, MTU);
-    assert!(
-        b.wait_ping("198.19.0.1", HANDSHAKE_TIMEOUT),
-        "no ping through the tunnel within {HANDSHAKE_TIMEOUT:?}"
-    );
+    let (_a, b, mut server, mut client) = connected_pair(&w, "wi");
     thread::sleep(SETTLE);
     server.assert_running();
     client.assert_running();
@@ -625,16 +647,7 @@ fn a_ping_through_an_idle_tunnel_costs_few_syscalls() {
     if !impl_or_skip(test, &w) || !privileged_or_skip_with(test, &["strace", "timeout"]) {
         return;
     }
-    let a = Netns::new();
-    let b = Netns::new();
-    veth(&a, &A_UL, &b, &B_UL);
-    let (ca, cb) = pair_confs();
-    let mut server = StockPeer::start(&w, &a, &unique_iface("wpa"), &ca, &A_TUN, MTU);
-    let _client = StockPeer::start(&w, &b, &unique_iface("wpb"), &cb, &B_TUN, MTU);
-    assert!(
-        b.wait_ping("198.19.0.1", HANDSHAKE_TIMEOUT),
-        "no ping through the tunnel within {HANDSHAKE_TIMEOUT:?}"
-    );
+    let (_a, b, mut server, _client) = connected_pair(&w, "wp");
     let dir = std::env::temp_dir().join(format!("wgdt-ping-{}", std::process::id()));
     fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("server.strace");

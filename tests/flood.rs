@@ -22,7 +22,7 @@
 mod common;
 
 use common::inproc::{InProc, MTU};
-use common::netns::{Netns, StockPeer, impl_or_skip, unique_iface, veth, wgd_impl};
+use common::netns::{Impl, Netns, StockPeer, impl_or_skip, unique_iface, veth, wgd_impl};
 use rand_core::{OsRng, RngCore};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::Read;
@@ -57,6 +57,67 @@ fn conf(
         c += &format!("Endpoint = {e}\n");
     }
     c
+}
+
+/// The namespaces of both tests: A (the in-process wgd, listening on [`PORT`], 198.18.0.1
+/// towards B and 198.18.1.1 towards the attacker), B (a wgd peer, configured but not started:
+/// [`Setup::start_b`]) and X, the attacker (198.18.1.10 on `x_dev`). The daemon is the first
+/// field, so it stops before the namespaces go.
+struct Setup {
+    daemon: InProc,
+    a_ns: Arc<Netns>,
+    a_iface: String,
+    a_public: PublicKey,
+    b_ns: Netns,
+    b_conf: String,
+    x_ns: Arc<Netns>,
+    x_dev: String,
+}
+
+fn setup() -> Setup {
+    let a_ns = Arc::new(Netns::new());
+    let b_ns = Netns::new();
+    let x_ns = Arc::new(Netns::new());
+    veth(&a_ns, &["198.18.0.1/24"], &b_ns, &["198.18.0.2/24"]);
+    let (_, x_dev) = veth(&a_ns, &["198.18.1.1/24"], &x_ns, &["198.18.1.10/24"]);
+    let ka = PrivateKey::generate(&mut OsRng);
+    let kb = PrivateKey::generate(&mut OsRng);
+    let a_conf = conf(&ka, Some(PORT), &kb.public_key(), "198.19.0.2/32", None);
+    let b_conf = conf(
+        &kb,
+        None,
+        &ka.public_key(),
+        "198.19.0.1/32",
+        Some(&format!("198.18.0.1:{PORT}")),
+    );
+    let a_iface = unique_iface("wga");
+    let (daemon, _) = InProc::start(&a_ns, &a_iface, &a_conf);
+    a_ns.ip(&["addr", "add", "198.19.0.1/24", "dev", &a_iface]);
+    a_ns.ip(&["link", "set", &a_iface, "up"]);
+    Setup {
+        daemon,
+        a_ns,
+        a_iface,
+        a_public: ka.public_key(),
+        b_ns,
+        b_conf,
+        x_ns,
+        x_dev,
+    }
+}
+
+impl Setup {
+    /// Starts B's wgd (a new interface each time, so B can be restarted).
+    fn start_b(&self, w: &Impl) -> StockPeer {
+        StockPeer::start(
+            w,
+            &self.b_ns,
+            &unique_iface("wgb"),
+            &self.b_conf,
+            &["198.19.0.2/24"],
+            MTU,
+        )
+    }
 }
 
 /// A forged initiation: random everything, with a valid MAC1 for `responder` (anyone who knows
@@ -107,38 +168,13 @@ fn garbage_and_initiation_flood_do_not_stop_a_legitimate_peer() {
     if !impl_or_skip(test, &w) {
         return;
     }
-    let a_ns = Arc::new(Netns::new());
-    let b_ns = Netns::new();
-    let x_ns = Arc::new(Netns::new());
-    veth(&a_ns, &["198.18.0.1/24"], &b_ns, &["198.18.0.2/24"]);
-    let (_, x_dev) = veth(&a_ns, &["198.18.1.1/24"], &x_ns, &["198.18.1.10/24"]);
+    let s = setup();
     for i in 1..SOURCES {
         let addr = format!("198.18.1.{}/24", 10 + i);
-        x_ns.ip(&["addr", "add", &addr, "dev", &x_dev]);
+        s.x_ns.ip(&["addr", "add", &addr, "dev", &s.x_dev]);
     }
-
-    let ka = PrivateKey::generate(&mut OsRng);
-    let kb = PrivateKey::generate(&mut OsRng);
-    let a_conf = conf(&ka, Some(PORT), &kb.public_key(), "198.19.0.2/32", None);
-    let b_conf = conf(
-        &kb,
-        None,
-        &ka.public_key(),
-        "198.19.0.1/32",
-        Some(&format!("198.18.0.1:{PORT}")),
-    );
-    let a_iface = unique_iface("wga");
-    let (daemon, _) = InProc::start(&a_ns, &a_iface, &a_conf);
-    a_ns.ip(&["addr", "add", "198.19.0.1/24", "dev", &a_iface]);
-    a_ns.ip(&["link", "set", &a_iface, "up"]);
-    let peer = StockPeer::start(
-        &w,
-        &b_ns,
-        &unique_iface("wgb"),
-        &b_conf,
-        &["198.19.0.2/24"],
-        MTU,
-    );
+    let (b_ns, x_ns) = (&s.b_ns, &s.x_ns);
+    let peer = s.start_b(&w);
     assert!(
         b_ns.wait_ping("198.19.0.1", Duration::from_secs(10)),
         "no tunnel"
@@ -165,8 +201,8 @@ fn garbage_and_initiation_flood_do_not_stop_a_legitimate_peer() {
     b_ns.ping("198.19.0.1", 3);
 
     // 2. The flood, in the background.
-    let responder = ka.public_key();
-    let flood_ns = Arc::clone(&x_ns);
+    let responder = s.a_public;
+    let flood_ns = Arc::clone(x_ns);
     let flooder = std::thread::spawn(move || {
         flood_ns.enter(move || flood(target, responder, FORGED, FLOOD_TIME))
     });
@@ -200,21 +236,14 @@ fn garbage_and_initiation_flood_do_not_stop_a_legitimate_peer() {
     // B restarts: a fresh handshake while A is under load.
     drop(peer);
     let restarted = Instant::now();
-    let _peer = StockPeer::start(
-        &w,
-        &b_ns,
-        &unique_iface("wgb"),
-        &b_conf,
-        &["198.19.0.2/24"],
-        MTU,
-    );
+    let _peer = s.start_b(&w);
     assert!(
         b_ns.wait_ping("198.19.0.1", Duration::from_secs(25)),
         "the restarted peer could not handshake during the flood"
     );
     let reconnect = restarted.elapsed();
     let sent = flooder.join().expect("flood thread");
-    let stats = daemon.stop();
+    let stats = s.daemon.stop();
     let d = stats.device;
     eprintln!(
         "garbage: 2001 datagrams; flood: {sent} forged initiations from {SOURCES} sources; \
@@ -273,26 +302,8 @@ fn replayed_initiations_and_transport_are_dropped_and_counted() {
     if !impl_or_skip(test, &w) {
         return;
     }
-    let a_ns = Arc::new(Netns::new());
-    let b_ns = Netns::new();
-    let x_ns = Netns::new();
-    veth(&a_ns, &["198.18.0.1/24"], &b_ns, &["198.18.0.2/24"]);
-    veth(&a_ns, &["198.18.1.1/24"], &x_ns, &["198.18.1.10/24"]);
-
-    let ka = PrivateKey::generate(&mut OsRng);
-    let kb = PrivateKey::generate(&mut OsRng);
-    let a_conf = conf(&ka, Some(PORT), &kb.public_key(), "198.19.0.2/32", None);
-    let b_conf = conf(
-        &kb,
-        None,
-        &ka.public_key(),
-        "198.19.0.1/32",
-        Some(&format!("198.18.0.1:{PORT}")),
-    );
-    let a_iface = unique_iface("wga");
-    let (daemon, _) = InProc::start(&a_ns, &a_iface, &a_conf);
-    a_ns.ip(&["addr", "add", "198.19.0.1/24", "dev", &a_iface]);
-    a_ns.ip(&["link", "set", &a_iface, "up"]);
+    let s = setup();
+    let (a_ns, b_ns, x_ns, a_iface) = (&s.a_ns, &s.b_ns, &s.x_ns, &s.a_iface);
 
     // Capture what reaches A from B, from before B's first initiation until a few pings later.
     let tap = a_ns.enter(|| {
@@ -318,14 +329,7 @@ fn replayed_initiations_and_transport_are_dropped_and_counted() {
         }
         seen
     });
-    let _peer = StockPeer::start(
-        &w,
-        &b_ns,
-        &unique_iface("wgb"),
-        &b_conf,
-        &["198.19.0.2/24"],
-        MTU,
-    );
+    let _peer = s.start_b(&w);
     assert!(
         b_ns.wait_ping("198.19.0.1", Duration::from_secs(10)),
         "no tunnel"
@@ -375,14 +379,14 @@ fn replayed_initiations_and_transport_are_dropped_and_counted() {
     assert_eq!(answers, 0, "A answered replayed datagrams");
     // Nothing changed: A still sends to B's own address, and the session carries traffic.
     let endpoints =
-        String::from_utf8_lossy(&a_ns.run(&["wg", "show", &a_iface, "endpoints"]).stdout)
+        String::from_utf8_lossy(&a_ns.run(&["wg", "show", a_iface, "endpoints"]).stdout)
             .into_owned();
     assert!(
         endpoints.contains("198.18.0.2:"),
         "A's endpoint for B moved after the replays: {endpoints}"
     );
     b_ns.ping("198.19.0.1", 3);
-    let stats = daemon.stop();
+    let stats = s.daemon.stop();
     eprintln!(
         "replayed {sent} datagrams ({initiations} initiations and {transport} transport \
          datagrams, 3 times each); A: {stats:?}"
