@@ -172,7 +172,7 @@ impl Daemon {
             &mut self.out,
         );
         tx.seal(&self.dev, workers);
-        tx.send(&mut self.dev, udp, &mut self.tx_stats);
+        tx.send(&mut self.dev, udp, now.mono, &mut self.tx_stats);
         self.flush(udp);
     }
 
@@ -547,6 +547,7 @@ pub async fn run(
                     break;
                 }
                 d.on_tun(&udp, &mut io.tx, &io.workers);
+                io.tx.flush_icmp(&tun);
             }
             r = readable(udp.v4.as_ref()) => {
                 if r.is_ok() && let Some(s) = udp.v4.as_ref() {

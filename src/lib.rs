@@ -18,6 +18,7 @@
 //! - [`peer`]: one peer's protocol state (`peer.c`)
 //! - [`ratelimiter`]: the per-source token bucket for handshakes under load (`ratelimiter.c`)
 //! - [`device`]: the device: identity, peers, index table, dispatch (`device.c`, `receive.c`)
+//! - [`icmp`]: ICMP errors for inner packets the device cannot carry (`send.c` `icmp_ndo_send`)
 //! - [`index`]: random, unique 32-bit sender indices (`peerlookup.c`)
 //! - [`rng`]: the daemon's random source (`getrandom` read a block at a time)
 //! - [`privdrop`]: `--user`: becoming an unprivileged user with only `CAP_NET_ADMIN` left
@@ -30,6 +31,7 @@ pub mod cookie;
 pub mod crypto;
 pub mod daemon;
 pub mod device;
+pub mod icmp;
 pub mod index;
 pub mod ipc;
 pub mod keypair;

@@ -1,7 +1,8 @@
 //! The outbound data path (kernel `send.c`): a batch of inner packets from the TUN → cryptokey
 //! routing by destination → counters, headers and padding under `&mut Device` (in order, per
 //! peer) → the AEAD of the whole batch on the crypto workers (`&Device` shared, each packet in
-//! its own buffer) → runs of equal-sized datagrams to one endpoint leave in one UDP GSO `sendmsg`.
+//! its own buffer) → runs of equal-sized datagrams to one endpoint leave in one UDP GSO `sendmsg`
+//! when a datagram fits the route MTU, singly (the kernel fragments them) when it does not.
 //!
 //! Order per peer is kept by construction: counters are assigned in TUN order before any
 //! encryption, and the batch is sent in that order only once every packet in it is sealed.
@@ -9,26 +10,74 @@
 
 use crate::allowedips::AllowedIps;
 use crate::device::Device;
+use crate::icmp;
 use crate::index::PeerId;
 use crate::keypair::seal_prepared;
 use crate::messages::TRANSPORT_HEADER_LEN;
 use crate::peer::{Endpoint, SendResult, Transmit};
-use crate::time::Now;
-use crate::tun::{MAX_SUPER_PACKET, TunReady, VIRTIO_NET_HDR_LEN};
-use crate::udp::UdpSockets;
+use crate::time::{Instant, Now};
+use crate::tun::{GROTable, MAX_SUPER_PACKET, Tun, TunReady, VIRTIO_NET_HDR_LEN};
+use crate::udp::{Sock, UdpSockets};
 use crate::workers::Workers;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
 use tracing::{debug, trace};
 
 /// Packet slots per batch (a 64 KB TCP super-packet splits into at most ~48 at MTU 1420).
 pub const SLOTS: usize = 128;
-/// Largest inner packet a slot holds (jumbo MTUs up to 9 KB).
-pub const MAX_PACKET: usize = 9216;
+/// Largest inner packet a slot holds: the largest MTU a config accepts. A slot is allocated
+/// zeroed (calloc: fresh pages are mapped on first touch), so at MTU 1420 only the first pages
+/// of each slot are ever resident.
+pub const MAX_PACKET: usize = 65535;
 /// One slot: header + packet + padding and tag room.
 const SLOT_LEN: usize = TRANSPORT_HEADER_LEN + MAX_PACKET + 32;
 /// Start another TUN read only while this many slots are free (one super-packet's worth).
 const READ_MORE_FREE: usize = 64;
 /// Most bytes one GSO send carries (IPv4/IPv6 length limits minus headers).
 const GSO_MAX_BYTES: usize = 65000;
+/// ICMP errors one batch may queue for the TUN (more are dropped; the limiter allows a burst of
+/// [`icmp::BURST`] anyway).
+const ICMP_SLOTS: usize = 16;
+/// The largest inner packet an outer datagram carries over IPv4: 65,507 bytes of UDP payload
+/// less the 32 of header and tag, rounded down to the 16-byte padding.
+pub const MAX_INNER_V4: usize = (65507 - 32) & !15;
+/// The same over IPv6 (65,527 bytes of UDP payload).
+pub const MAX_INNER_V6: usize = (65527 - 32) & !15;
+
+/// How long a probed route MTU is trusted before it is probed again (a link's MTU may change).
+const ROUTE_MTU_TTL: Duration = Duration::from_secs(1);
+/// Endpoints whose route MTU is remembered at most (the cache is emptied when full).
+const ROUTE_MTU_ENTRIES: usize = 4096;
+
+/// Route MTUs per endpoint, probed at most once per [`ROUTE_MTU_TTL`]: a UDP GSO send whose
+/// segment plus headers exceeds the route MTU fails whole with EINVAL (and quinn-udp then turns
+/// GSO off for the socket for good), so only datagrams that fit are batched.
+#[derive(Default)]
+struct RouteMtus(HashMap<SocketAddr, (usize, Instant)>);
+
+impl RouteMtus {
+    /// The largest datagram (UDP payload) one GSO segment to `dst` may carry; 0 if unknown.
+    fn max_segment(&mut self, sock: &Sock, dst: SocketAddr, now: Instant) -> usize {
+        let mtu = match self.0.get(&dst) {
+            Some(&(mtu, at)) if now.since(at) < ROUTE_MTU_TTL => mtu,
+            _ => {
+                let mtu = sock.route_mtu(dst).unwrap_or_else(|e| {
+                    debug!("route MTU to {dst}: {e}");
+                    0
+                });
+                if self.0.len() >= ROUTE_MTU_ENTRIES {
+                    self.0.clear();
+                }
+                self.0.insert(dst, (mtu, now));
+                mtu
+            }
+        };
+        // IPv4 20 + UDP 8; IPv6 40 + UDP 8 (the sockets add no options or extension headers).
+        let headers = if dst.is_ipv4() { 28 } else { 48 };
+        mtu.saturating_sub(headers)
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Job {
@@ -56,6 +105,12 @@ pub enum ReadEnd {
 pub struct TxStats {
     /// Packets whose destination no peer's AllowedIPs covers.
     pub no_peer: u64,
+    /// Packets larger than any outer datagram to their peer carries (tunnel MTU above 65,472).
+    pub too_big: u64,
+    /// ICMP errors written to the TUN (for `no_peer` and `too_big`).
+    pub icmp_sent: u64,
+    /// ICMP errors not sent because of the rate limit.
+    pub icmp_limited: u64,
     /// Packets sealed and handed to the UDP socket.
     pub sent: u64,
     /// UDP sendmsg calls.
@@ -70,6 +125,44 @@ pub struct TxBatch {
     jobs: Vec<Job>,
     len: usize,
     gso: Vec<u8>,
+    route_mtus: RouteMtus,
+    icmp: IcmpOut,
+}
+
+/// ICMP errors waiting to be written to the TUN, and their rate limit.
+struct IcmpOut {
+    bufs: Vec<Vec<u8>>,
+    len: usize,
+    limiter: icmp::Limiter,
+    gro: GROTable,
+}
+
+impl IcmpOut {
+    /// Queues the error answering `pkt` (unless the rules or the rate limit say no).
+    fn queue(&mut self, pkt: &[u8], reason: icmp::Reason, now: Instant, stats: &mut TxStats) {
+        let Some(buf) = self.bufs.get_mut(self.len) else {
+            stats.icmp_limited += 1;
+            return;
+        };
+        buf.resize(VIRTIO_NET_HDR_LEN + icmp::MAX_LEN, 0);
+        let Some(out) = buf.get_mut(VIRTIO_NET_HDR_LEN..) else {
+            return;
+        };
+        // Check the packet first: an error for a packet that gets none costs no token.
+        let Some(n) = icmp::build(pkt, reason, out) else {
+            return;
+        };
+        if !self.limiter.allow(now) {
+            stats.icmp_limited += 1;
+            return;
+        }
+        buf.truncate(VIRTIO_NET_HDR_LEN + n);
+        if let Some(h) = buf.get_mut(..VIRTIO_NET_HDR_LEN) {
+            h.fill(0);
+        }
+        self.len += 1;
+        stats.icmp_sent += 1;
+    }
 }
 
 impl Default for TxBatch {
@@ -88,6 +181,15 @@ impl TxBatch {
             jobs: vec![Job::Skip; SLOTS],
             len: 0,
             gso: Vec::with_capacity(GSO_MAX_BYTES + SLOT_LEN),
+            route_mtus: RouteMtus::default(),
+            icmp: IcmpOut {
+                bufs: (0..ICMP_SLOTS)
+                    .map(|_| Vec::with_capacity(VIRTIO_NET_HDR_LEN + icmp::MAX_LEN))
+                    .collect(),
+                len: 0,
+                limiter: icmp::Limiter::default(),
+                gro: GROTable::default(),
+            },
         }
     }
 
@@ -145,13 +247,24 @@ impl TxBatch {
             .take(n)
         {
             *job = Job::Skip;
-            let Some(peer) = buf
-                .get(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + size)
-                .and_then(|p| allowed.lookup_packet_dst(p))
-            else {
-                stats.no_peer += 1;
+            let Some(pkt) = buf.get(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + size) else {
                 continue;
             };
+            let Some(peer) = allowed.lookup_packet_dst(pkt) else {
+                stats.no_peer += 1;
+                self.icmp.queue(pkt, icmp::Reason::NoPeer, now.mono, stats);
+                continue;
+            };
+            let max = match dev.peer(peer).and_then(|p| p.endpoint()) {
+                Some(e) if e.addr.is_ipv6() => MAX_INNER_V6,
+                _ => MAX_INNER_V4,
+            };
+            if size > max {
+                stats.too_big += 1;
+                let reason = icmp::Reason::TooBig { mtu: max as u32 };
+                self.icmp.queue(pkt, reason, now.mono, stats);
+                continue;
+            }
             match dev.prepare_send(peer, now, buf, size, out) {
                 Some(SendResult::Prepared {
                     len,
@@ -189,9 +302,20 @@ impl TxBatch {
         workers.for_each_pair(bufs, jobs, op);
     }
 
+    /// Writes the ICMP errors the last batch queued to the TUN.
+    pub fn flush_icmp(&mut self, tun: &Tun) {
+        let n = std::mem::take(&mut self.icmp.len);
+        if let Some(bufs) = self.icmp.bufs.get_mut(..n)
+            && n > 0
+            && let Err(e) = tun.write_batch(&mut self.icmp.gro, bufs)
+        {
+            debug!("writing ICMP errors to the TUN: {e}");
+        }
+    }
+
     /// Sends the sealed datagrams in order: each run of equal-sized datagrams to one endpoint
-    /// in one GSO send. Empties the batch.
-    pub fn send(&mut self, dev: &mut Device, udp: &UdpSockets, stats: &mut TxStats) {
+    /// that fit the route MTU in one GSO send, larger ones singly. Empties the batch.
+    pub fn send(&mut self, dev: &mut Device, udp: &UdpSockets, now: Instant, stats: &mut TxStats) {
         let n = self.len;
         self.len = 0;
         let mut i = 0;
@@ -211,8 +335,15 @@ impl TxBatch {
                 i += 1;
                 continue;
             };
-            // The run: same peer and endpoint, every datagram `len` bytes but the last.
-            let max = sock.max_segments().max(1);
+            // The run: same peer and endpoint, every datagram `len` bytes but the last, and
+            // `len` within the route MTU (else each datagram goes alone, fragmented).
+            let gso = sock.max_segments() > 1
+                && self
+                    .jobs
+                    .get(i + 1)
+                    .is_some_and(|j| matches!(j, Job::Seal { .. }))
+                && len <= self.route_mtus.max_segment(sock, endpoint.addr, now);
+            let max = if gso { sock.max_segments() } else { 1 };
             let mut end = i + 1;
             let mut bytes = len;
             while end < n && end - i < max {

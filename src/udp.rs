@@ -1,6 +1,11 @@
 //! The UDP side: one IPv4 and one IPv6 (v6-only) socket on the same listen port, as the kernel
 //! binds them, driven through quinn-udp (recvmmsg/sendmsg with packet-info control messages, so
 //! replies leave from the address the peer wrote to, and GRO batches on receive).
+//!
+//! Outer datagrams may be fragmented, as the kernel's WireGuard sends them (DF clear): a tunnel
+//! MTU above the path's works, at the cost of fragments. A UDP GSO send must not carry a segment
+//! above the route MTU (the kernel refuses the whole send): [`Sock::route_mtu`] says how large a
+//! segment may be.
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -42,6 +47,7 @@ impl Sock {
         s.bind(&addr.into())?;
         let std: std::net::UdpSocket = s.into();
         let state = UdpSocketState::new((&std).into())?;
+        allow_fragmentation(&std, addr.is_ipv6())?;
         // SAFETY: the fd is owned by `std`, which the AsyncFd owns: it stays open and refers to
         // the same socket until the AsyncFd is dropped, and `as_raw_fd` always returns it.
         let io = unsafe { AsyncFd::register_with_interest(std, Interest::READABLE) }
@@ -112,6 +118,32 @@ impl Sock {
         socket2::SockRef::from(self.io.get_ref()).set_mark(mark.unwrap_or(0))
     }
 
+    /// The MTU of the route to `dst` (the largest outer packet, IP and UDP headers included,
+    /// that leaves unfragmented): `IP_MTU`/`IPV6_MTU` of a throwaway socket connected to `dst`
+    /// with this socket's fwmark, so policy routing picks the same route. Five system calls:
+    /// callers cache it.
+    pub fn route_mtu(&self, dst: SocketAddr) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let domain = if dst.is_ipv4() {
+            Domain::IPV4
+        } else {
+            Domain::IPV6
+        };
+        let probe = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
+        let mark = socket2::SockRef::from(self.io.get_ref()).mark()?;
+        if mark != 0 {
+            probe.set_mark(mark)?;
+        }
+        probe.connect(&dst.into())?;
+        let (level, name) = if dst.is_ipv4() {
+            (libc::IPPROTO_IP, libc::IP_MTU)
+        } else {
+            (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+        };
+        let mtu = get_int(probe.as_raw_fd(), level, name)?;
+        usize::try_from(mtu).map_err(|_| io::Error::other("negative route MTU"))
+    }
+
     /// Datagrams one GSO send may carry (1 without GSO).
     pub fn max_segments(&self) -> usize {
         self.state.max_gso_segments()
@@ -120,6 +152,84 @@ impl Sock {
     /// Datagrams per GRO buffer (1 without GRO).
     pub fn gro_segments(&self) -> usize {
         self.state.gro_segments()
+    }
+}
+
+/// `setsockopt` of an `int` option (none of socket2, nix or quinn-udp has the ones used here).
+fn set_int(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt reads exactly `size_of::<c_int>()` bytes from a valid, live int.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `getsockopt` of an `int` option.
+fn get_int(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into a valid, live int and updates `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 {
+        Ok(v)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Undoes quinn-udp's "never fragment" (right for QUIC, which sizes its own packets): the
+/// kernel's WireGuard sends outer packets with DF clear (`udp_tunnel_xmit_skb(..., df = 0)`) and
+/// lets the stack fragment any that exceed the path MTU, so a tunnel MTU above the path's (the
+/// default 1420 over PPPoE's 1492, a cloud's 1460, a tunnel in a tunnel) costs fragments instead
+/// of black-holing every full-sized packet. `PMTUDISC_DONT` fragments at the route's MTU (path
+/// MTU included) and, unlike `WANT`, keeps an ICMP "fragmentation needed" from being queued on
+/// the socket as an error; on IPv6, `IPV6_DONTFRAG` off is what lets `__ip6_append_data`
+/// fragment a datagram above the MTU instead of refusing it with EMSGSIZE.
+fn allow_fragmentation(s: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = s.as_raw_fd();
+    if v6 {
+        set_int(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DONT,
+        )?;
+        set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)
+    } else {
+        set_int(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DONT,
+        )
     }
 }
 
@@ -132,27 +242,8 @@ fn force_buffers(s: &Socket) {
         (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
         (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
     ] {
-        // SAFETY: setsockopt with a valid int option value and its length.
-        let r = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                force,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            // SAFETY: as above.
-            unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    plain,
-                    (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
+        if set_int(s.as_raw_fd(), libc::SOL_SOCKET, force, size).is_err() {
+            let _ = set_int(s.as_raw_fd(), libc::SOL_SOCKET, plain, size);
         }
     }
 }

@@ -653,6 +653,20 @@ impl StockPeer {
         tunnel_addrs: &[&str],
         mtu: u32,
     ) -> StockPeer {
+        Self::start_with_env(which, ns, iface, conf_text, tunnel_addrs, mtu, &[])
+    }
+
+    /// [`StockPeer::start`] with extra environment variables for the daemon (e.g.
+    /// `WGD_NO_TUN_OFFLOAD=1`).
+    pub fn start_with_env(
+        which: &Impl,
+        ns: &Netns,
+        iface: &str,
+        conf_text: &str,
+        tunnel_addrs: &[&str],
+        mtu: u32,
+        env: &[(&str, &str)],
+    ) -> StockPeer {
         assert!(
             !iface.is_empty() && iface.len() <= 15,
             "interface name {iface:?} must be 1 to 15 characters"
@@ -711,6 +725,7 @@ impl StockPeer {
                 "WGD_CRYPTO_THREADS",
                 WGD_CRYPTO_THREADS.get().copied().unwrap_or(""),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
