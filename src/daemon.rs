@@ -30,14 +30,50 @@ const UDP_ROUNDS: usize = 8;
 /// Time the handshake queue may take per turn before data gets its turn again.
 const HANDSHAKE_BUDGET: Duration = Duration::from_millis(1);
 
-/// The protocol's clock read from the system's: monotonic time since `origin`, and the wall
-/// clock. The I/O layer (this daemon, test drivers) is the only place that reads real clocks.
-pub fn now_since(origin: std::time::Instant) -> Now {
-    Now {
-        mono: Instant::from_duration(origin.elapsed()),
-        wall: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
+/// The protocol's clock read from the system's: CLOCK_BOOTTIME since the daemon started, and
+/// the wall clock. Boot time keeps counting while the machine is suspended, as the kernel's
+/// WireGuard ages keypairs and handshakes (`ktime_get_coarse_boottime_ns`): after a laptop
+/// sleeps for an hour its keys are an hour old, so the first packet after resume starts a new
+/// handshake instead of going out under keys the peer discarded long ago. (CLOCK_MONOTONIC,
+/// `std::time::Instant`'s clock, stops during suspend.) The I/O layer (this daemon, test
+/// drivers) is the only place that reads real clocks.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: Duration,
+}
+
+/// CLOCK_BOOTTIME: time since boot, suspend included (a vDSO read, no system call).
+pub fn boot_time() -> Duration {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+impl Clock {
+    /// A clock whose monotonic origin is now.
+    pub fn start() -> Clock {
+        Clock {
+            origin: boot_time(),
+        }
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Now {
+        Now {
+            mono: Instant::from_duration(boot_time().saturating_sub(self.origin)),
+            wall: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The tokio instant at which protocol time `t` comes, reckoned from the two clocks now:
+    /// tokio's timers run on CLOCK_MONOTONIC, which does not count a suspend, so the event loop
+    /// recomputes this on every wake-up (after a resume, deadlines that passed during the sleep
+    /// are in the past and fire at once).
+    pub fn deadline(&self, t: Instant) -> tokio::time::Instant {
+        tokio::time::Instant::now() + t.since(self.now().mono)
     }
 }
 
@@ -80,7 +116,7 @@ pub struct Daemon {
     pub dev: Device,
     /// Cryptokey routing table.
     pub allowed: AllowedIps<PeerId>,
-    origin: std::time::Instant,
+    clock: Clock,
     out: Vec<Transmit>,
     /// The fwmark on the sockets.
     fwmark: Option<u32>,
@@ -124,7 +160,7 @@ impl Daemon {
         Ok(Daemon {
             dev,
             allowed,
-            origin: std::time::Instant::now(),
+            clock: Clock::start(),
             out: Vec::new(),
             fwmark: cfg.interface.fwmark,
             keepalives,
@@ -135,11 +171,7 @@ impl Daemon {
 
     /// The injected clock, read from the system's.
     pub fn now(&self) -> Now {
-        now_since(self.origin)
-    }
-
-    fn deadline(&self, t: Instant) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.origin) + Duration::from_nanos(t.as_nanos())
+        self.clock.now()
     }
 
     /// Sends everything the core queued.
@@ -209,10 +241,10 @@ impl Daemon {
 
     /// Consumes queued handshake messages for at most [`HANDSHAKE_BUDGET`].
     fn on_handshakes(&mut self, udp: &UdpSockets, hs: &mut HandshakeQueue) {
-        let origin = self.origin;
+        let clock = self.clock;
         hs.process(
             &mut self.dev,
-            || now_since(origin),
+            || clock.now(),
             HANDSHAKE_BUDGET,
             &mut self.rx_stats,
             &mut self.out,
@@ -510,7 +542,7 @@ pub async fn run(
     tokio::pin!(timer);
     loop {
         let deadline = match d.dev.next_wakeup() {
-            Some(t) => d.deadline(t),
+            Some(t) => d.clock.deadline(t),
             None => tokio::time::Instant::now() + far,
         };
         if deadline < timer.deadline() || timer.is_elapsed() {

@@ -202,8 +202,8 @@ fn transmit(sock: &UdpSocket, out: &mut Vec<Transmit>) {
 /// Runs the storm inside the client namespace; returns each initiator's completion time and
 /// the number of initiations sent in all.
 fn storm(keys: Vec<PrivateKey>, server: PublicKey, endpoint: SocketAddr) -> StormResult {
-    let origin = Instant::now();
-    let now = || wgd::daemon::now_since(origin);
+    let clock = wgd::daemon::Clock::start();
+    let now = || clock.now();
     let mut inits: Vec<Initiator> = keys
         .into_iter()
         .enumerate()

@@ -17,7 +17,7 @@ pub struct Driver {
     /// The only peer.
     pub peer: PeerId,
     sock: UdpSocket,
-    origin: StdInstant,
+    clock: wgd::daemon::Clock,
     /// Datagrams sent, by kind, for assertions.
     pub sent: Vec<wgd::peer::TransmitKind>,
 }
@@ -43,14 +43,14 @@ impl Driver {
             dev,
             peer: id,
             sock,
-            origin: StdInstant::now(),
+            clock: wgd::daemon::Clock::start(),
             sent: vec![],
         }
     }
 
     /// The injected clock, read from the real one.
     pub fn now(&self) -> Now {
-        wgd::daemon::now_since(self.origin)
+        self.clock.now()
     }
 
     fn transmit(&mut self, out: Vec<Transmit>) {
