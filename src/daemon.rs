@@ -517,7 +517,7 @@ pub async fn run(
         .unwrap_or(1);
     let mut io = DataPath {
         rx: RxBatch::new(gro.max(64)),
-        tx: TxBatch::new(),
+        tx: TxBatch::new(opts.mtu as usize),
         handshakes: HandshakeQueue::new(),
         workers: opts
             .crypto_threads
@@ -574,12 +574,19 @@ pub async fn run(
                     Ok(r) => r,
                     Err(e) => { info!("TUN error ({e}): interface gone, exiting"); break; }
                 };
-                if let ReadEnd::Gone(e) = io.tx.read(&mut ready) {
+                if let ReadEnd::Gone(e) = io.tx.read(&tun, &mut ready) {
                     info!("TUN read failed ({e}): interface gone, exiting");
                     break;
                 }
                 d.on_tun(&udp, &mut io.tx, &io.workers);
                 io.tx.flush_icmp(&tun);
+                if io.tx.take_gso_lost() {
+                    match udp.restore_gso() {
+                        Ok(true) => info!("a route MTU shrank: UDP GSO restored for datagrams that fit it"),
+                        Ok(false) => {}
+                        Err(e) => warn!("restoring UDP GSO: {e}"),
+                    }
+                }
             }
             r = readable(udp.v4.as_ref()) => {
                 if r.is_ok() && let Some(s) = udp.v4.as_ref() {

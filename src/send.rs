@@ -26,12 +26,14 @@ use tracing::{debug, trace};
 
 /// Packet slots per batch (a 64 KB TCP super-packet splits into at most ~48 at MTU 1420).
 pub const SLOTS: usize = 128;
-/// Largest inner packet a slot holds: the largest MTU a config accepts. A slot is allocated
-/// zeroed (calloc: fresh pages are mapped on first touch), so at MTU 1420 only the first pages
-/// of each slot are ever resident.
+/// Largest inner packet a slot ever holds: the largest MTU a config accepts. Slots are sized to
+/// the interface's MTU (128 slots of 64 KB would add 8 MB to every daemon) and grow when a
+/// larger packet shows the MTU was raised ([`TxBatch::read`]).
 pub const MAX_PACKET: usize = 65535;
-/// One slot: header + packet + padding and tag room.
-const SLOT_LEN: usize = TRANSPORT_HEADER_LEN + MAX_PACKET + 32;
+/// One slot for inner packets up to `mtu`: header + packet + padding and tag room.
+fn slot_len(mtu: usize) -> usize {
+    TRANSPORT_HEADER_LEN + mtu.clamp(576, MAX_PACKET) + 32
+}
 /// Start another TUN read only while this many slots are free (one super-packet's worth).
 const READ_MORE_FREE: usize = 64;
 /// Most bytes one GSO send carries (IPv4/IPv6 length limits minus headers).
@@ -73,7 +75,18 @@ impl RouteMtus {
                 mtu
             }
         };
-        // IPv4 20 + UDP 8; IPv6 40 + UDP 8 (the sockets add no options or extension headers).
+        Self::payload(dst, mtu)
+    }
+
+    /// Probes `dst` again now (a GSO send to it was refused).
+    fn reprobe(&mut self, sock: &Sock, dst: SocketAddr, now: Instant) -> usize {
+        self.0.remove(&dst);
+        self.max_segment(sock, dst, now)
+    }
+
+    /// The UDP payload a route MTU leaves: IPv4 20 + UDP 8; IPv6 40 + UDP 8 (the sockets add no
+    /// options or extension headers).
+    fn payload(dst: SocketAddr, mtu: usize) -> usize {
         let headers = if dst.is_ipv4() { 28 } else { 48 };
         mtu.saturating_sub(headers)
     }
@@ -127,6 +140,9 @@ pub struct TxBatch {
     gso: Vec<u8>,
     route_mtus: RouteMtus,
     icmp: IcmpOut,
+    /// A GSO send failed because the route MTU shrank under the cached figure: the sockets
+    /// should get GSO back ([`TxBatch::take_gso_lost`]).
+    gso_lost: bool,
 }
 
 /// ICMP errors waiting to be written to the TUN, and their rate limit.
@@ -165,22 +181,16 @@ impl IcmpOut {
     }
 }
 
-impl Default for TxBatch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl TxBatch {
-    /// Allocates every buffer once.
-    pub fn new() -> TxBatch {
+    /// Allocates every buffer once, slots for inner packets up to `mtu` bytes.
+    pub fn new(mtu: usize) -> TxBatch {
         TxBatch {
             scratch: vec![0; VIRTIO_NET_HDR_LEN + MAX_SUPER_PACKET],
-            bufs: (0..SLOTS).map(|_| vec![0; SLOT_LEN]).collect(),
+            bufs: (0..SLOTS).map(|_| vec![0; slot_len(mtu)]).collect(),
             sizes: vec![0; SLOTS],
             jobs: vec![Job::Skip; SLOTS],
             len: 0,
-            gso: Vec::with_capacity(GSO_MAX_BYTES + SLOT_LEN),
+            gso: Vec::with_capacity(GSO_MAX_BYTES + slot_len(MAX_PACKET)),
             route_mtus: RouteMtus::default(),
             icmp: IcmpOut {
                 bufs: (0..ICMP_SLOTS)
@@ -190,6 +200,7 @@ impl TxBatch {
                 limiter: icmp::Limiter::default(),
                 gro: GROTable::default(),
             },
+            gso_lost: false,
         }
     }
 
@@ -203,9 +214,22 @@ impl TxBatch {
         self.len == 0
     }
 
+    /// Grows every slot for inner packets up to `mtu` bytes (allocates; only when the
+    /// interface's MTU was raised).
+    fn grow(&mut self, mtu: usize) {
+        let len = slot_len(mtu);
+        if self.bufs.first().is_some_and(|b| b.len() < len) {
+            debug!("TUN MTU raised to {mtu}: growing the batch slots");
+            for b in &mut self.bufs {
+                b.resize(len, 0);
+            }
+        }
+    }
+
     /// Reads packets from the TUN into free slots (payload at offset 16, room for the header)
-    /// until it has none or the batch is nearly full.
-    pub fn read(&mut self, ready: &mut TunReady<'_>) -> ReadEnd {
+    /// until it has none or the batch is nearly full. A packet larger than a slot (the MTU was
+    /// raised after start, e.g. `ip link set mtu`) is dropped, and the slots grow to the new MTU.
+    pub fn read(&mut self, tun: &Tun, ready: &mut TunReady<'_>) -> ReadEnd {
         // At most SLOTS reads per call; what is left stays readable for the next turn.
         for _ in 0..SLOTS {
             if self.len != 0 && SLOTS - self.len < READ_MORE_FREE {
@@ -217,14 +241,37 @@ impl TxBatch {
             ) else {
                 return ReadEnd::Drained;
             };
+            // Room for a packet in a slot, less the padding and tag room behind it: a read
+            // that fills more was cut short (without offload the TUN read goes straight into
+            // the slot and truncates).
+            let room = bufs
+                .first()
+                .map_or(0, |b| b.len() - TRANSPORT_HEADER_LEN - 32);
             match ready.read_batch(&mut self.scratch, bufs, sizes, TRANSPORT_HEADER_LEN) {
                 None => return ReadEnd::Drained,
+                Some(Ok(1)) if !tun.offload() && sizes.first().is_some_and(|&n| n > room) => {
+                    debug!("TUN packet larger than the MTU the slots were sized for: dropped");
+                    self.grow_to(tun);
+                }
                 Some(Ok(n)) => self.len += n.min(SLOTS - self.len),
                 Some(Err(e)) if crate::tun::is_fatal(&e) => return ReadEnd::Gone(e),
-                Some(Err(e)) => debug!("TUN packet dropped: {e}"),
+                Some(Err(e)) => {
+                    debug!("TUN packet dropped: {e}");
+                    if e.kind() == std::io::ErrorKind::InvalidInput {
+                        self.grow_to(tun);
+                    }
+                }
             }
         }
         ReadEnd::Drained
+    }
+
+    /// Grows the slots to the interface's MTU now.
+    fn grow_to(&mut self, tun: &Tun) {
+        match tun.mtu() {
+            Ok(mtu) => self.grow(mtu as usize),
+            Err(e) => debug!("reading the TUN MTU: {e}"),
+        }
     }
 
     /// Routes every packet by destination and prepares it under `&mut Device` (counter,
@@ -300,6 +347,12 @@ impl TxBatch {
             }
         };
         workers.for_each_pair(bufs, jobs, op);
+    }
+
+    /// True (once) if a GSO send failed because a route MTU shrank: the caller then restores
+    /// GSO on the sockets ([`UdpSockets::restore_gso`]).
+    pub fn take_gso_lost(&mut self) -> bool {
+        std::mem::take(&mut self.gso_lost)
     }
 
     /// Writes the ICMP errors the last batch queued to the TUN.
@@ -380,6 +433,27 @@ impl TxBatch {
                 sock.send_segments(endpoint.addr, endpoint.local, &self.gso, Some(len))
             };
             stats.send_calls += 1;
+            let result = match result {
+                // EINVAL from a GSO send: a segment above the route MTU (the link's MTU fell
+                // within the cache's second). Nothing went out; send the run singly, where the
+                // kernel fragments, and have GSO restored if the new probe explains it.
+                Err(e) if end - i > 1 && e.raw_os_error() == Some(libc::EINVAL) => {
+                    debug!(
+                        "GSO send to {} refused ({e}); sending singly",
+                        endpoint.addr
+                    );
+                    if len > self.route_mtus.reprobe(sock, endpoint.addr, now) {
+                        self.gso_lost = true;
+                    }
+                    let mut r = Ok(true);
+                    for d in self.gso.chunks(len) {
+                        stats.send_calls += 1;
+                        r = sock.send(endpoint.addr, endpoint.local, d);
+                    }
+                    r
+                }
+                r => r,
+            };
             match result {
                 Ok(sticky_ok) => {
                     stats.sent += (end - i) as u64;

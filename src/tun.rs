@@ -74,6 +74,15 @@ pub fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
     if_ioctl(libc::SIOCSIFMTU, &mut req)
 }
 
+/// The MTU of interface `name`.
+pub fn mtu(name: &str) -> io::Result<u32> {
+    let mut req = ifreq(name)?;
+    if_ioctl(libc::SIOCGIFMTU, &mut req)?;
+    // SAFETY: SIOCGIFMTU filled the mtu member.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).map_err(|_| io::Error::other("negative MTU"))
+}
+
 /// Brings interface `name` up (or down).
 pub fn set_up(name: &str, up: bool) -> io::Result<()> {
     let mut req = ifreq(name)?;
@@ -150,6 +159,11 @@ impl Tun {
     /// The interface's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The interface's MTU now.
+    pub fn mtu(&self) -> io::Result<u32> {
+        mtu(&self.name)
     }
 
     /// True if reads may carry TCP super-packets and writes are coalesced.

@@ -26,6 +26,9 @@ pub const SOCKET_BUFFER: usize = 7 << 20;
 pub struct Sock {
     io: AsyncFd<std::net::UdpSocket>,
     state: UdpSocketState,
+    /// GSO segments per send the kernel allowed at bind time (quinn-udp lowers its own figure
+    /// to 1 for good after a failed GSO send).
+    gso_at_bind: usize,
 }
 
 impl Sock {
@@ -52,7 +55,25 @@ impl Sock {
         // the same socket until the AsyncFd is dropped, and `as_raw_fd` always returns it.
         let io = unsafe { AsyncFd::register_with_interest(std, Interest::READABLE) }
             .map_err(|e| e.into_parts().1)?;
-        Ok(Sock { io, state })
+        let gso_at_bind = state.max_gso_segments();
+        Ok(Sock {
+            io,
+            state,
+            gso_at_bind,
+        })
+    }
+
+    /// Gives GSO back to a socket that quinn-udp turned it off for after a failed send, by
+    /// setting the socket up afresh (the caller knows the failure was a segment above a route
+    /// MTU that had just shrunk, not a device without GSO). Returns true if it did.
+    fn restore_gso(&mut self) -> io::Result<bool> {
+        if self.state.max_gso_segments() >= self.gso_at_bind {
+            return Ok(false);
+        }
+        let std = self.io.get_ref();
+        self.state = UdpSocketState::new(std.into())?;
+        allow_fragmentation(std, self.local_addr()?.is_ipv6())?;
+        Ok(true)
     }
 
     /// The bound address.
@@ -308,5 +329,14 @@ impl UdpSockets {
             s.set_fwmark(mark)?;
         }
         Ok(())
+    }
+
+    /// [`Sock::restore_gso`] on both sockets; true if either got GSO back.
+    pub fn restore_gso(&mut self) -> io::Result<bool> {
+        let mut restored = false;
+        for s in [&mut self.v4, &mut self.v6].into_iter().flatten() {
+            restored |= s.restore_gso()?;
+        }
+        Ok(restored)
     }
 }

@@ -337,3 +337,55 @@ fn mtus_wgd_to_boringtun() {
 fn mtus_wgd_to_boringtun_offload_off() {
     matrix("mtus_wgd_to_boringtun_offload_off", Impl::Boringtun, false);
 }
+
+/// A fault while traffic flows (issue #10, item 4): the underlay's MTU falls from 1500 to 1400
+/// in the middle of a TCP transfer at tunnel MTU 1420 (full-sized datagrams no longer fit the
+/// route: GSO batches of them are refused until the cached route MTU is probed again), then
+/// rises again during a second transfer. Both complete intact, with no restart.
+#[test]
+fn underlay_mtu_falls_and_rises_mid_transfer() {
+    let w = wgd_impl();
+    if !impl_or_skip("underlay_mtu_falls_and_rises_mid_transfer", &w) {
+        return;
+    }
+    let a = Netns::new();
+    let b = Netns::new();
+    let (va, vb) = veth(&a, &A_UL, &b, &B_UL);
+    let (ca, cb) = pair_confs(false, "198.18.0.1:51820");
+    let mut server = start(&w, &a, "wfa", &ca, &A_TUN, 1420, true);
+    let mut client = start(&w, &b, "wfb", &cb, &B_TUN, 1420, true);
+    assert!(
+        b.wait_ping("198.19.0.1", Duration::from_secs(10)),
+        "tunnel up"
+    );
+    let set_mtu = |m: &str| {
+        a.ip(&["link", "set", "dev", &va, "mtu", m]);
+        b.ip(&["link", "set", "dev", &vb, "mtu", m]);
+    };
+    for (mtu, bytes) in [("1400", 64u64 << 20), ("1500", 32 << 20)] {
+        let t = tcp_transfer(
+            &a,
+            "198.19.0.1:5201".parse().unwrap(),
+            &b,
+            bytes,
+            Duration::from_secs(60),
+            || set_mtu(mtu),
+        );
+        assert_eq!(t.bytes, bytes, "underlay MTU -> {mtu} mid-transfer");
+        assert_eq!(t.sent, t.received, "SHA-256 with the underlay MTU -> {mtu}");
+        eprintln!(
+            "underlay MTU -> {mtu} mid-transfer: {:.0} Mbit/s",
+            t.mbit_per_s()
+        );
+    }
+    server.assert_running();
+    client.assert_running();
+    for (who, p) in [("server", &server), ("client", &client)] {
+        let log = p.log();
+        eprintln!(
+            "{who}: {} refused GSO sends, {} GSO restores",
+            log.matches("sending singly").count(),
+            log.matches("UDP GSO restored").count()
+        );
+    }
+}
