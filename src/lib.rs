@@ -1,55 +1,26 @@
 //! wgd: a userspace WireGuard implementation.
 //!
-//! The protocol core (everything under this crate except the daemon) is sans-IO: it takes bytes,
-//! an injected clock ([`time::Now`]) and an injected random source, and returns bytes and actions.
-//! It never touches a socket or reads the system clock. See `docs/protocol.md` for the layout.
+//! The crate is split along its boundaries (after the kernel's `drivers/net/wireguard` and
+//! wireguard-go's packages); each folder says what it owns and what it may import:
+//! - [`proto`]: the sans-IO protocol core: handshake, cookies, timers, keypairs, replay window,
+//!   rate limiter, AllowedIPs, the device. Takes bytes and an injected clock ([`proto::time::Now`])
+//!   and returns bytes and actions; never touches a socket, tokio or the system clock. Imports
+//!   only [`crypto`].
+//! - [`crypto`]: BLAKE2s/HMAC/KDF, X25519 and ChaCha20-Poly1305 primitives, the transport AEAD,
+//!   static and preshared keys, the random source. Imports nothing from the crate.
+//! - [`conf`]: the `.conf` model, its value types, parser, writers and lint. Imports [`crypto`].
+//! - [`uapi`]: the cross-platform UAPI: set requests (parse and apply), get replies (write and
+//!   parse), the socket server and client. Imports [`proto`], [`conf`], [`crypto`].
+//! - [`daemon`]: the I/O edge: the event loop, the send and receive pipelines, TUN, UDP, crypto
+//!   workers, privilege drop. Imports everything above.
+//! - [`wgquick`]: the `wg-quick` steps run around a device: addresses, routes, DNS, hooks,
+//!   SaveConfig. Imports [`conf`] and [`daemon`]'s TUN helpers.
 //!
-//! Module split (after the kernel's `drivers/net/wireguard`):
-//! - [`crypto`]: BLAKE2s hash/MAC/HMAC/KDF, ChaCha20-Poly1305, X25519 (`noise.c` primitives)
-//! - [`keys`]: static and preshared keys, base64 as `wg` prints them
-//! - [`messages`]: wire formats of the four message types
-//! - [`tai64n`]: handshake timestamps
-//! - [`noise`]: the Noise_IKpsk2 handshake (`noise.c`)
-//! - [`cookie`]: MAC1/MAC2 and cookie replies (`cookie.c`)
-//! - [`replay`]: the anti-replay window (`receive.c` counter_validate)
-//! - [`aead`]: the transport ChaCha20-Poly1305, keyed once per keypair direction
-//! - [`keypair`]: transport keys, in-place and batch seal/open (`noise.c` keypairs, `send.c`/`receive.c` crypto)
-//! - [`timers`]: the per-peer timer state machine (`timers.c`)
-//! - [`peer`]: one peer's protocol state (`peer.c`)
-//! - [`ratelimiter`]: the per-source token bucket for handshakes under load (`ratelimiter.c`)
-//! - [`device`]: the device: identity, peers, index table, dispatch (`device.c`, `receive.c`)
-//! - [`icmp`]: ICMP errors for inner packets the device cannot carry (`send.c` `icmp_ndo_send`)
-//! - [`index`]: random, unique 32-bit sender indices (`peerlookup.c`)
-//! - [`rng`]: the daemon's random source (`getrandom` read a block at a time)
-//! - [`privdrop`]: `--user`: becoming an unprivileged user with only `CAP_NET_ADMIN` left
+//! See `docs/architecture.md` for the path of a packet through these modules.
 
-pub mod aead;
-pub mod allowedips;
-pub mod config;
-pub mod constants;
-pub mod cookie;
+pub mod conf;
 pub mod crypto;
 pub mod daemon;
-pub mod device;
-pub mod icmp;
-pub mod index;
-pub mod ipc;
-pub mod keypair;
-pub mod keys;
-pub mod messages;
-pub mod netconf;
-pub mod noise;
-pub mod peer;
-pub mod privdrop;
-pub mod ratelimiter;
-pub mod receive;
-pub mod replay;
-pub mod rng;
-pub mod send;
-pub mod tai64n;
-pub mod time;
-pub mod timers;
-pub mod tun;
+pub mod proto;
 pub mod uapi;
-pub mod udp;
-pub mod workers;
+pub mod wgquick;

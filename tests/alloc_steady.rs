@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use wgd::keys::PrivateKey;
+use wgd::crypto::keys::PrivateKey;
 
 struct Counting;
 

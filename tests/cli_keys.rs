@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use wgd::keys::{KEY_LEN_BASE64, decode_base64_key};
+use wgd::crypto::keys::{KEY_LEN_BASE64, decode_base64_key};
 
 const WGD: &str = env!("CARGO_BIN_EXE_wgd");
 

@@ -23,7 +23,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
-use wgd::keys::{PresharedKey, PrivateKey};
+use wgd::crypto::keys::{PresharedKey, PrivateKey};
 
 const WGD: &str = env!("CARGO_BIN_EXE_wgd");
 /// The longest any one `wgd` command here may take.

@@ -21,7 +21,7 @@ use common::netns::{Netns, StockPeer, impl_or_skip, unique_iface, veth, wgd_impl
 use rand_core::OsRng;
 use std::sync::Arc;
 use std::time::Duration;
-use wgd::keys::PrivateKey;
+use wgd::crypto::keys::PrivateKey;
 
 const PORT: u16 = 51820;
 const MTU: u32 = 1420;

@@ -11,7 +11,7 @@ use rand_core::OsRng;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use wgd::keys::PrivateKey;
+use wgd::crypto::keys::PrivateKey;
 
 /// A wgd child started by this test; stopped by PID on drop.
 struct Wgd {
@@ -378,7 +378,7 @@ fn save_config_writes_the_running_configuration_back() {
         matches!(wgd.child.try_wait(), Ok(Some(_)))
     });
     let text = std::fs::read_to_string(&conf).unwrap();
-    let cfg = wgd::config::Config::parse(&text, "saved").expect("the saved file parses");
+    let cfg = wgd::conf::Config::parse(&text, "saved").expect("the saved file parses");
     assert_eq!(cfg.interface.private_key, Some(key));
     assert_eq!(cfg.interface.listen_port, Some(51999));
     assert!(cfg.interface.save_config);

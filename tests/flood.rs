@@ -30,8 +30,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use wgd::keys::{PrivateKey, PublicKey};
-use wgd::messages::{INITIATION_LEN, Initiation};
+use wgd::crypto::keys::{PrivateKey, PublicKey};
+use wgd::proto::messages::{INITIATION_LEN, Initiation};
 
 const PORT: u16 = 51820;
 /// Forged initiations: at 24,000/s, more than one core can answer with DH computations (a failed
@@ -134,7 +134,7 @@ fn forged_initiation(mac1_key: &[u8; 32]) -> [u8; INITIATION_LEN] {
 
 /// Sends `count` forged initiations to `target` from `SOURCES` sockets, paced over `time`.
 fn flood(target: SocketAddr, responder: PublicKey, count: usize, time: Duration) -> usize {
-    let mac1_key = wgd::crypto::hash(&[wgd::cookie::LABEL_MAC1, responder.as_bytes()]);
+    let mac1_key = wgd::crypto::hash(&[wgd::proto::cookie::LABEL_MAC1, responder.as_bytes()]);
     let socks: Vec<UdpSocket> = (0..SOURCES)
         .map(|i| {
             let s = UdpSocket::bind(format!("198.18.1.{}:0", 10 + i)).expect("bind a source");

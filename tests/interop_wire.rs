@@ -12,7 +12,7 @@ use common::packet::{icmp_echo, parse_echo_reply};
 use rand_core::OsRng;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use wgd::keys::{PresharedKey, PrivateKey};
+use wgd::crypto::keys::{PresharedKey, PrivateKey};
 
 const GO_TUN4: &str = "198.19.0.1";
 const GO_TUN6: &str = "2001:db8:1::1";
@@ -128,7 +128,7 @@ fn case(name: &str, we_initiate: bool, psk: bool, v6_underlay: bool) {
     assert_eq!(replies.len(), 2);
     let initiations = sent
         .iter()
-        .filter(|k| **k == wgd::peer::TransmitKind::Initiation)
+        .filter(|k| **k == wgd::proto::peer::TransmitKind::Initiation)
         .count();
     assert_eq!(initiations, usize::from(we_initiate));
     // wireguard-go saw the same session.

@@ -219,7 +219,7 @@ fn public_of(conf: &str) -> String {
         .lines()
         .find_map(|l| l.strip_prefix("PrivateKey = "))
         .expect("PrivateKey line");
-    let k: wgd::keys::PrivateKey = line.trim().parse().expect("key");
+    let k: wgd::crypto::keys::PrivateKey = line.trim().parse().expect("key");
     k.public_key().to_base64()
 }
 
@@ -228,7 +228,7 @@ fn dropped_daemons_keep_only_net_admin_and_still_work() {
     if !privileged_or_skip("dropped_daemons_keep_only_net_admin_and_still_work") {
         return;
     }
-    let nobody = wgd::privdrop::resolve("nobody").expect("user nobody exists");
+    let nobody = wgd::daemon::privdrop::resolve("nobody").expect("user nobody exists");
     let a = Netns::new();
     let b = Netns::new();
     veth(&a, &["198.18.0.1/24"], &b, &["198.18.0.2/24"]);

@@ -10,14 +10,14 @@ use rand_chacha::rand_core::SeedableRng;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use wgd::constants::*;
-use wgd::device::{Device, DropReason, Received};
-use wgd::index::PeerId;
-use wgd::keypair::{Keypair, OpenError};
-use wgd::keys::{PresharedKey, PrivateKey};
-use wgd::noise::HandshakeError;
-use wgd::peer::{Endpoint, PeerError, SendResult, Transmit, TransmitKind};
-use wgd::time::{Instant, Now};
+use wgd::crypto::keys::{PresharedKey, PrivateKey};
+use wgd::proto::constants::*;
+use wgd::proto::device::{Device, DropReason, Received};
+use wgd::proto::index::PeerId;
+use wgd::proto::keypair::{Keypair, OpenError};
+use wgd::proto::noise::HandshakeError;
+use wgd::proto::peer::{Endpoint, PeerError, SendResult, Transmit, TransmitKind};
+use wgd::proto::time::{Instant, Now};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum S {

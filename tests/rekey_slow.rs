@@ -11,7 +11,7 @@ use common::conf::conf;
 use common::netns::{Impl, Netns, StockPeer, impl_or_skip, unique_iface, veth, wgd_impl};
 use rand_core::OsRng;
 use std::time::{Duration, Instant};
-use wgd::keys::{PresharedKey, PrivateKey};
+use wgd::crypto::keys::{PresharedKey, PrivateKey};
 
 const A_TUN: [&str; 2] = ["198.19.0.1/24", "2001:db8:1::1/64"];
 const B_TUN: [&str; 2] = ["198.19.0.2/24", "2001:db8:1::2/64"];

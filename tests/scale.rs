@@ -20,16 +20,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant as StdInstant};
-use wgd::allowedips::AllowedIps;
-use wgd::constants::{
+use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use wgd::proto::allowedips::AllowedIps;
+use wgd::proto::constants::{
     DEFAULT_MTU, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_QUEUE_THRESHOLD,
 };
-use wgd::device::{Device, Received};
-use wgd::index::{IndexTable, PeerId};
-use wgd::keypair::Keypair;
-use wgd::keys::{PresharedKey, PrivateKey, PublicKey};
-use wgd::peer::{Endpoint, SendResult, Transmit, TransmitKind};
-use wgd::time::Now;
+use wgd::proto::device::{Device, Received};
+use wgd::proto::index::{IndexTable, PeerId};
+use wgd::proto::keypair::Keypair;
+use wgd::proto::peer::{Endpoint, SendResult, Transmit, TransmitKind};
+use wgd::proto::time::Now;
 
 // ---------------------------------------------------------------------------------------------
 // A global allocator that counts live heap bytes.
@@ -229,7 +229,7 @@ fn memory_per_peer_with_10k_peers() {
         "scale: {PEERS} peers: {per_peer:.0} heap bytes/peer (Device + AllowedIPs), of which \
          AllowedIPs {table_per_peer:.0}; size_of::<Peer>() = {} bytes (Keypair {}); built in \
          {build_time:?}",
-        std::mem::size_of::<wgd::peer::Peer>(),
+        std::mem::size_of::<wgd::proto::peer::Peer>(),
         std::mem::size_of::<Keypair>()
     );
     assert_eq!(dev.peer_ids().count(), PEERS);

@@ -28,12 +28,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use wgd::device::{Device, Received};
-use wgd::index::PeerId;
-use wgd::keypair::Keypair;
-use wgd::keys::{PresharedKey, PrivateKey, PublicKey};
-use wgd::peer::{Endpoint, SendResult, Transmit};
-use wgd::time::Now;
+use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use wgd::proto::device::{Device, Received};
+use wgd::proto::index::PeerId;
+use wgd::proto::keypair::Keypair;
+use wgd::proto::peer::{Endpoint, SendResult, Transmit};
+use wgd::proto::time::Now;
 
 const PEERS: usize = 10_000;
 const INITIATORS: usize = 1_000;

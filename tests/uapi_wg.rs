@@ -33,8 +33,8 @@ use common::netns::{
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Gid, Pid, Uid};
-use wgd::config::Config;
-use wgd::keys::PublicKey;
+use wgd::conf::Config;
+use wgd::crypto::keys::PublicKey;
 
 const UNDERLAY_A: [&str; 2] = ["198.18.0.1/24", "2001:db8::1/64"];
 const UNDERLAY_B: [&str; 2] = ["198.18.0.2/24", "2001:db8::2/64"];

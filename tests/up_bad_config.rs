@@ -6,7 +6,7 @@ mod common;
 use common::netns::{Netns, privileged_or_skip, unique_iface};
 use rand_core::OsRng;
 use std::process::Stdio;
-use wgd::keys::PrivateKey;
+use wgd::crypto::keys::PrivateKey;
 
 #[test]
 fn bad_configs_fail_cleanly_and_create_nothing() {

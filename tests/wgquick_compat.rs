@@ -11,7 +11,7 @@ use rand_core::OsRng;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use wgd::keys::PrivateKey;
+use wgd::crypto::keys::PrivateKey;
 
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("wgd-wgq-{tag}-{}", std::process::id()));

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wgd::config::{Config, Dialect};
+use wgd::conf::{Config, Dialect};
 use wgd::uapi::{self, Request};
 
 fuzz_target!(|data: &[u8]| {

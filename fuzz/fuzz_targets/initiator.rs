@@ -13,10 +13,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
-use wgd::constants::REKEY_TIMEOUT;
-use wgd::device::{DropReason, Received};
-use wgd::messages::{self, Initiation, RESPONSE_LEN, Response};
-use wgd::peer::{Endpoint, TransmitKind};
+use wgd::proto::constants::REKEY_TIMEOUT;
+use wgd::proto::device::{DropReason, Received};
+use wgd::proto::messages::{self, Initiation, RESPONSE_LEN, Response};
+use wgd::proto::peer::{Endpoint, TransmitKind};
 use wgd_fuzz::{B_ADDR, Chunks, initiated, set_mac1, take};
 
 fuzz_target!(|data: &[u8]| {

@@ -15,11 +15,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
-use wgd::constants::UNDER_LOAD_QUEUE_THRESHOLD;
-use wgd::cookie::CookieJar;
-use wgd::device::{DropReason, Received};
-use wgd::messages::{self, CookieReply, Message, Response};
-use wgd::peer::{Endpoint, TransmitKind};
+use wgd::proto::constants::UNDER_LOAD_QUEUE_THRESHOLD;
+use wgd::proto::cookie::CookieJar;
+use wgd::proto::device::{DropReason, Received};
+use wgd::proto::messages::{self, CookieReply, Message, Response};
+use wgd::proto::peer::{Endpoint, TransmitKind};
 use wgd_fuzz::{A_ADDR, Chunks, device_b, mac1_offset, set_mac1, start, take};
 
 fuzz_target!(|data: &[u8]| {

@@ -19,11 +19,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
-use wgd::allowedips::packet_src;
-use wgd::device::Received;
-use wgd::messages::{TRANSPORT_MIN_LEN, TYPE_TRANSPORT};
-use wgd::peer::{Endpoint, inner_packet};
-use wgd::time::Now;
+use wgd::proto::allowedips::packet_src;
+use wgd::proto::device::Received;
+use wgd::proto::messages::{TRANSPORT_MIN_LEN, TYPE_TRANSPORT};
+use wgd::proto::peer::{Endpoint, inner_packet};
+use wgd::proto::time::Now;
 use wgd_fuzz::{A_ADDR, Chunks, Session, in_a_prefixes};
 
 /// Delivers `dgram` to B and checks what comes out against the plaintext A sealed, if known.

@@ -8,9 +8,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
-use wgd::allowedips::AllowedIps;
-use wgd::device::Device;
-use wgd::index::PeerId;
+use wgd::proto::allowedips::AllowedIps;
+use wgd::proto::device::Device;
+use wgd::proto::index::PeerId;
 use wgd::uapi::{self, Request};
 use wgd_fuzz::{A_PREFIX_V4, A_PREFIX_V6, device_b, rng, start};
 

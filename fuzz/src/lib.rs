@@ -11,17 +11,17 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
-use wgd::allowedips::AllowedIps;
-use wgd::cookie::LABEL_MAC1;
+use wgd::proto::allowedips::AllowedIps;
+use wgd::proto::cookie::LABEL_MAC1;
 use wgd::crypto;
 use wgd::crypto::MAC_LEN;
-use wgd::device::{Device, Received};
-use wgd::index::PeerId;
-use wgd::keypair::Keypair;
-use wgd::keys::{PresharedKey, PrivateKey, PublicKey};
-use wgd::messages::Initiation;
-use wgd::peer::{Endpoint, SendResult, Transmit, TransmitKind};
-use wgd::time::Now;
+use wgd::proto::device::{Device, Received};
+use wgd::proto::index::PeerId;
+use wgd::proto::keypair::Keypair;
+use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use wgd::proto::messages::Initiation;
+use wgd::proto::peer::{Endpoint, SendResult, Transmit, TransmitKind};
+use wgd::proto::time::Now;
 
 /// Address of device A (the initiator).
 pub const A_ADDR: SocketAddr =
@@ -277,9 +277,9 @@ pub fn chunk(flags: u8, body: &[u8]) -> Vec<u8> {
 
 /// The MAC1 offset of a handshake message of this type, if it is one.
 pub fn mac1_offset(msg: &[u8]) -> Option<usize> {
-    match wgd::messages::message_type(msg) {
-        Ok(wgd::messages::TYPE_INITIATION) => Some(Initiation::MAC1_OFFSET),
-        Ok(wgd::messages::TYPE_RESPONSE) => Some(wgd::messages::Response::MAC1_OFFSET),
+    match wgd::proto::messages::message_type(msg) {
+        Ok(wgd::proto::messages::TYPE_INITIATION) => Some(Initiation::MAC1_OFFSET),
+        Ok(wgd::proto::messages::TYPE_RESPONSE) => Some(wgd::proto::messages::Response::MAC1_OFFSET),
         _ => None,
     }
 }

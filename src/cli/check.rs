@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use wgd::config::{Config, Dialect};
+use wgd::conf::{Config, Dialect};
 
 /// Arguments of `wgd check`.
 #[derive(Debug, clap::Args)]

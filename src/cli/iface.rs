@@ -5,9 +5,9 @@
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use wgd::config::Config;
-use wgd::constants::DEFAULT_MTU;
+use wgd::conf::Config;
 use wgd::daemon::{self, Options};
+use wgd::proto::constants::DEFAULT_MTU;
 
 /// Forks; the parent waits until the child reports readiness (or dies) and exits with 0 or 1.
 /// Returns the pipe the child writes its readiness to.
@@ -56,7 +56,11 @@ fn redirect_stdio() {
 }
 
 /// Runs interface `iface` with an empty configuration.
-pub fn run(iface: &str, foreground: bool, user: Option<wgd::privdrop::Target>) -> Result<()> {
+pub fn run(
+    iface: &str,
+    foreground: bool,
+    user: Option<wgd::daemon::privdrop::Target>,
+) -> Result<()> {
     if iface.is_empty() || iface.len() > 15 || iface.contains('/') {
         bail!("invalid interface name {iface:?}: 1 to 15 characters, no '/'");
     }

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use anyhow::Context;
 use rand_core::{CryptoRng, OsRng, RngCore};
-use wgd::keys::{KEY_LEN_BASE64, KeyFormatError, PresharedKey, PrivateKey};
+use wgd::crypto::keys::{KEY_LEN_BASE64, KeyFormatError, PresharedKey, PrivateKey};
 use zeroize::Zeroizing;
 
 /// `wg pubkey`'s complaint about anything but whitespace or NUL after the 44 key characters.

@@ -139,7 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
     // Resolved before anything is created: an unknown user fails with nothing to undo.
     let user = match (&cli.user, &cli.command) {
-        (Some(u), None | Some(Command::Up(_))) => Some(wgd::privdrop::resolve(u)?),
+        (Some(u), None | Some(Command::Up(_))) => Some(wgd::daemon::privdrop::resolve(u)?),
         _ => None,
     };
     let Some(command) = cli.command else {

@@ -2,9 +2,9 @@
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use wgd::config::Config;
-use wgd::constants::DEFAULT_MTU;
+use wgd::conf::Config;
 use wgd::daemon::{self, Options};
+use wgd::proto::constants::DEFAULT_MTU;
 
 /// Arguments of `wgd up`.
 #[derive(Debug, clap::Args)]
@@ -43,9 +43,9 @@ fn locate(args: &UpArgs) -> Result<(PathBuf, String)> {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or until the interface is deleted.
-pub fn up(args: UpArgs, user: Option<wgd::privdrop::Target>) -> Result<()> {
+pub fn up(args: UpArgs, user: Option<wgd::daemon::privdrop::Target>) -> Result<()> {
     let (path, iface) = locate(&args)?;
-    let (cfg, warnings) = Config::from_file_with_warnings(&path, wgd::config::Dialect::WgQuick)
+    let (cfg, warnings) = Config::from_file_with_warnings(&path, wgd::conf::Dialect::WgQuick)
         .map_err(anyhow::Error::new)?;
     for w in warnings {
         tracing::warn!("{w}");

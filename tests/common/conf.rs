@@ -1,6 +1,6 @@
 //! wg(8)-style configuration text for tests.
 
-use wgd::keys::{PresharedKey, PrivateKey};
+use wgd::crypto::keys::{PresharedKey, PrivateKey};
 
 /// A configuration with one peer: our key, an optional ListenPort, the peer's key (its public
 /// half is used), a PSK (zero = none), the peer's AllowedIPs and an optional Endpoint.

@@ -1,14 +1,14 @@
 //! A minimal WireGuard endpoint built on wgd's sans-IO core: one peer, a plain UDP socket, no
-//! TUN. It is the I/O layer (so it may read the real clock); the protocol is all `wgd::device`.
+//! TUN. It is the I/O layer (so it may read the real clock); the protocol is all `wgd::proto::device`.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant as StdInstant};
-use wgd::device::{Device, Received};
-use wgd::index::PeerId;
-use wgd::keypair::Keypair;
-use wgd::keys::{PresharedKey, PrivateKey, PublicKey};
-use wgd::peer::{Endpoint, SendResult, Transmit};
-use wgd::time::Now;
+use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use wgd::proto::device::{Device, Received};
+use wgd::proto::index::PeerId;
+use wgd::proto::keypair::Keypair;
+use wgd::proto::peer::{Endpoint, SendResult, Transmit};
+use wgd::proto::time::Now;
 
 /// One wgd device with one peer on a UDP socket.
 pub struct Driver {
@@ -19,7 +19,7 @@ pub struct Driver {
     sock: UdpSocket,
     clock: wgd::daemon::Clock,
     /// Datagrams sent, by kind, for assertions.
-    pub sent: Vec<wgd::peer::TransmitKind>,
+    pub sent: Vec<wgd::proto::peer::TransmitKind>,
 }
 
 impl Driver {
@@ -73,7 +73,7 @@ impl Driver {
             .send(self.peer, now, &mut buf, pkt.len(), &mut out)
             .expect("peer exists");
         if let SendResult::Sealed { len, endpoint } = r {
-            self.sent.push(wgd::peer::TransmitKind::Data);
+            self.sent.push(wgd::proto::peer::TransmitKind::Data);
             self.sock
                 .send_to(&buf[..len], endpoint.addr)
                 .unwrap_or_else(|e| panic!("send_to {}: {e}", endpoint.addr));

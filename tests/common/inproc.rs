@@ -4,7 +4,7 @@ use super::netns::Netns;
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use wgd::config::Config;
+use wgd::conf::Config;
 use wgd::daemon::{self, DaemonStats, Options, Started};
 
 /// Tunnel MTU of the in-process daemon.

@@ -4,13 +4,15 @@
 //! `[16-byte header][payload][padding + 16-byte tag room]`, one packet or a batch at a time, and
 //! never allocate. The AEAD key state is built once per keypair.
 
-use crate::aead::TransportKey;
-use crate::constants::{REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME};
 use crate::crypto::TAG_LEN;
-use crate::messages::{TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, TransportHeader, padded_len};
-use crate::noise::SessionKeys;
-use crate::replay::ReplayWindow;
-use crate::time::Instant;
+use crate::crypto::aead::TransportKey;
+use crate::proto::constants::{REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME};
+use crate::proto::messages::{
+    TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, TransportHeader, padded_len,
+};
+use crate::proto::noise::SessionKeys;
+use crate::proto::replay::ReplayWindow;
+use crate::proto::time::Instant;
 
 /// Why a packet could not be sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -293,8 +295,8 @@ pub fn open_datagram(key: &TransportKey, dgram: &mut [u8]) -> Result<usize, Open
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::constants::DEFAULT_MTU;
     use crate::crypto::SecretBytes;
+    use crate::proto::constants::DEFAULT_MTU;
     use std::time::Duration;
 
     pub(crate) fn pair(now: Instant) -> (Keypair, Keypair) {
@@ -396,7 +398,7 @@ mod tests {
         assert!(b.open(t, &mut sealed[newest].clone()).is_ok());
         for i in (0..newest).rev() {
             let r = b.open(t, &mut sealed[i].clone());
-            if (newest - i) as u64 <= crate::constants::COUNTER_WINDOW_SIZE {
+            if (newest - i) as u64 <= crate::proto::constants::COUNTER_WINDOW_SIZE {
                 assert!(r.is_ok(), "{i}");
             } else {
                 assert_eq!(r, Err(OpenError::Replay), "{i}");

@@ -9,16 +9,16 @@
 //! cannot stall established sessions, and the queue's fill level is what puts the device
 //! "under load" (cookie replies instead of DH), as in the kernel.
 
-use crate::allowedips::AllowedIps;
-use crate::device::{Device, Received};
-use crate::index::PeerId;
-use crate::keypair::open_datagram;
-use crate::messages;
-use crate::peer::{Endpoint, Transmit};
-use crate::time::Now;
-use crate::tun::{GROTable, MAX_SUPER_PACKET, Tun, VIRTIO_NET_HDR_LEN};
-use crate::udp::Sock;
-use crate::workers::{MIN_PARALLEL, Workers};
+use crate::daemon::tun::{GROTable, MAX_SUPER_PACKET, Tun, VIRTIO_NET_HDR_LEN};
+use crate::daemon::udp::Sock;
+use crate::daemon::workers::{MIN_PARALLEL, Workers};
+use crate::proto::allowedips::AllowedIps;
+use crate::proto::device::{Device, Received};
+use crate::proto::index::PeerId;
+use crate::proto::keypair::open_datagram;
+use crate::proto::messages;
+use crate::proto::peer::{Endpoint, Transmit};
+use crate::proto::time::Now;
 use quinn_udp::RecvMeta;
 use rayon::prelude::*;
 use std::collections::VecDeque;
@@ -44,7 +44,7 @@ pub struct RxStats {
     pub bad_source: u64,
     /// Datagrams dropped (bad MAC, replay, unknown index, garbage...).
     pub dropped: u64,
-    /// Of those, replays ([`crate::device::DropReason::is_replay`]): transport datagrams whose
+    /// Of those, replays ([`crate::proto::device::DropReason::is_replay`]): transport datagrams whose
     /// counter was already received or is behind the window, initiations whose timestamp is not
     /// newer.
     pub replayed: u64,

@@ -2,24 +2,31 @@
 //! table, the TUN and the UDP sockets, and waits on all of them and on the next timer deadline at
 //! once (no task or timer per packet or per peer).
 //!
-//! Outbound ([`crate::send`]): TUN (TSO super-packets split) → AllowedIPs lookup of the
+//! Outbound ([`crate::daemon::send`]): TUN (TSO super-packets split) → AllowedIPs lookup of the
 //! destination → counters and headers under `&mut Device` → AEAD on the crypto workers → UDP GSO.
-//! Inbound ([`crate::receive`]): UDP (recvmmsg + GRO) → AEAD on the crypto workers → replay
+//! Inbound ([`crate::daemon::receive`]): UDP (recvmmsg + GRO) → AEAD on the crypto workers → replay
 //! window, timers, roaming under `&mut Device` → AllowedIPs check of the inner source → TUN
 //! (coalesced). Handshake messages wait in a bounded queue consumed with a time budget.
 
-use crate::allowedips::AllowedIps;
-use crate::config::Config;
-use crate::device::{Device, DeviceStats};
-use crate::index::PeerId;
-use crate::peer::{Endpoint, Transmit};
-use crate::receive::{HandshakeQueue, RxBatch, RxStats};
-use crate::rng::BufferedOsRng;
-use crate::send::{ReadEnd, TxBatch, TxStats};
-use crate::time::{Instant, Now};
-use crate::tun::Tun;
-use crate::udp::{Sock, UdpSockets};
-use crate::workers::Workers;
+pub mod privdrop;
+pub mod receive;
+pub mod send;
+pub mod tun;
+pub mod udp;
+pub mod workers;
+
+use crate::conf::Config;
+use crate::crypto::rng::BufferedOsRng;
+use crate::daemon::receive::{HandshakeQueue, RxBatch, RxStats};
+use crate::daemon::send::{ReadEnd, TxBatch, TxStats};
+use crate::daemon::tun::Tun;
+use crate::daemon::udp::{Sock, UdpSockets};
+use crate::daemon::workers::Workers;
+use crate::proto::allowedips::AllowedIps;
+use crate::proto::device::{Device, DeviceStats};
+use crate::proto::index::PeerId;
+use crate::proto::peer::{Endpoint, Transmit};
+use crate::proto::time::{Instant, Now};
 use anyhow::{Context, Result};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{SignalKind, signal};
@@ -104,7 +111,7 @@ pub struct Options {
     /// The configuration file, re-read on SIGHUP (None: SIGHUP is ignored).
     pub config_path: Option<std::path::PathBuf>,
     /// `--user`: the user to become once everything privileged is set up (None: stay root).
-    pub user: Option<crate::privdrop::Target>,
+    pub user: Option<crate::daemon::privdrop::Target>,
     /// Crypto worker threads (None: `WGD_CRYPTO_THREADS` or the default for this host, see
     /// [`Workers::from_env`]).
     pub crypto_threads: Option<usize>,
@@ -322,7 +329,7 @@ impl Daemon {
     /// The running configuration in wg-quick form: the interface keys of `base` with the
     /// device's current key, port, fwmark and peers (what `wg-quick save` writes).
     fn current_config(&self, base: &Config, port: u16) -> Config {
-        use crate::config::{AllowedIp, EndpointSpec, PeerConfig};
+        use crate::conf::{AllowedIp, EndpointSpec, PeerConfig};
         let mut c = Config {
             interface: base.interface.clone(),
             peers: Vec::new(),
@@ -446,21 +453,21 @@ pub async fn run(
 ) -> Result<DaemonStats> {
     let mut d = Daemon::from_config(&cfg, opts.mtu)?;
     let q = &cfg.interface;
-    crate::netconf::run_hooks("PreUp", &opts.iface, &q.pre_up)?;
+    crate::wgquick::run_hooks("PreUp", &opts.iface, &q.pre_up)?;
     let tun = Tun::create(&opts.iface)
         .with_context(|| format!("creating TUN interface {}", opts.iface))?;
-    crate::tun::set_mtu(tun.name(), opts.mtu).context("setting the MTU")?;
+    crate::daemon::tun::set_mtu(tun.name(), opts.mtu).context("setting the MTU")?;
     // wg-quick's `Address`: with addresses the interface is also brought up.
     if !q.addresses.is_empty() {
-        crate::netconf::add_addresses(tun.name(), &q.addresses)?;
-        crate::netconf::link_up(tun.name())?;
+        crate::wgquick::add_addresses(tun.name(), &q.addresses)?;
+        crate::wgquick::link_up(tun.name())?;
     }
     let mut udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
         .context("binding the UDP listen port")?;
-    let (_ipc, mut ipc_rx) = crate::ipc::serve(tun.name())?;
+    let (_ipc, mut ipc_rx) = crate::uapi::ipc::serve(tun.name())?;
     // The rest of wg-quick's `up`: routes for the peers' AllowedIPs per `Table`, DNS, PostUp.
     // Undone on the way out, also when a step here fails.
-    let mut wgq = crate::netconf::WgQuickState::default();
+    let mut wgq = crate::wgquick::WgQuickState::default();
     let setup = (|| -> Result<()> {
         let prefixes: Vec<_> = cfg
             .peers
@@ -475,10 +482,10 @@ pub async fn run(
             }
         }
         wgq.set_dns(tun.name(), &q.dns)?;
-        crate::netconf::run_hooks("PostUp", tun.name(), &q.post_up)?;
+        crate::wgquick::run_hooks("PostUp", tun.name(), &q.post_up)?;
         // TUN, UDP sockets, UAPI socket, wg-quick settings in place: drop root (`--user`).
         match &opts.user {
-            Some(t) => Ok(crate::privdrop::drop_privileges(t, udp.port())?),
+            Some(t) => Ok(crate::daemon::privdrop::drop_privileges(t, udp.port())?),
             None => Ok(()),
         }
     })();
@@ -531,7 +538,7 @@ pub async fn run(
     let far = Duration::from_secs(3600);
     tokio::pin!(shutdown);
     let socket_iface = tun.name().to_string();
-    let socket_gone = crate::ipc::socket_removed(&socket_iface);
+    let socket_gone = crate::uapi::ipc::socket_removed(&socket_iface);
     tokio::pin!(socket_gone);
     // One timer for the protocol's next deadline, moved only when that deadline comes earlier
     // than the one armed (or the armed one has fired). Moving a tokio timer earlier wakes the
@@ -608,7 +615,7 @@ pub async fn run(
     // wg-quick's `down`: PreDown, SaveConfig, rules and DNS undone, the interface removed
     // (dropping the TUN), PostDown.
     let iface = tun.name().to_string();
-    if let Err(e) = crate::netconf::run_hooks("PreDown", &iface, &q.pre_down) {
+    if let Err(e) = crate::wgquick::run_hooks("PreDown", &iface, &q.pre_down) {
         warn!("{e:#}");
     }
     if q.save_config {
@@ -621,7 +628,7 @@ pub async fn run(
     }
     wgq.down();
     drop(tun);
-    if let Err(e) = crate::netconf::run_hooks("PostDown", &iface, &q.post_down) {
+    if let Err(e) = crate::wgquick::run_hooks("PostDown", &iface, &q.post_down) {
         warn!("{e:#}");
     }
     let stats = d.stats();

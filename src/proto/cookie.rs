@@ -6,11 +6,11 @@
 //! - [`CookieJar`] is a peer's initiator side: it puts MAC1 (and MAC2 while it holds a fresh cookie)
 //!   on outgoing handshake messages and consumes cookie replies.
 
-use crate::constants::{COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE};
+use crate::crypto::keys::PublicKey;
 use crate::crypto::{self, MAC_LEN};
-use crate::keys::PublicKey;
-use crate::messages::CookieReply;
-use crate::time::Instant;
+use crate::proto::constants::{COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE};
+use crate::proto::messages::CookieReply;
+use crate::proto::time::Instant;
 use rand_core::{CryptoRng, RngCore};
 use std::net::{IpAddr, SocketAddr};
 use zeroize::Zeroizing;
@@ -234,8 +234,8 @@ impl CookieJar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::PrivateKey;
-    use crate::messages::Initiation;
+    use crate::crypto::keys::PrivateKey;
+    use crate::proto::messages::Initiation;
     use rand_core::OsRng;
     use std::time::Duration;
 

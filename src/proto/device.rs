@@ -2,18 +2,18 @@
 //! peers, the index table, the cookie checker and the under-load state. It takes datagrams and
 //! inner packets with an injected clock and returns what to send; it does no I/O.
 
-use crate::aead::TransportKey;
-use crate::constants::{DEFAULT_MTU, UNDER_LOAD_AFTER, UNDER_LOAD_QUEUE_THRESHOLD};
-use crate::cookie::{CookieChecker, MacCheck};
-use crate::index::{IndexTable, PeerId};
-use crate::keys::{PresharedKey, PrivateKey, PublicKey};
-use crate::messages::{self, CookieReply, Initiation, Message, Response};
-use crate::noise::{self, HandshakeError};
-use crate::peer::{
+use crate::crypto::aead::TransportKey;
+use crate::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::proto::constants::{DEFAULT_MTU, UNDER_LOAD_AFTER, UNDER_LOAD_QUEUE_THRESHOLD};
+use crate::proto::cookie::{CookieChecker, MacCheck};
+use crate::proto::index::{IndexTable, PeerId};
+use crate::proto::messages::{self, CookieReply, Initiation, Message, Response};
+use crate::proto::noise::{self, HandshakeError};
+use crate::proto::peer::{
     Ctx, DataReceived, Endpoint, Peer, PeerError, SendResult, Transmit, TransmitKind,
 };
-use crate::ratelimiter::RateLimiter;
-use crate::time::{Instant, Now};
+use crate::proto::ratelimiter::RateLimiter;
+use crate::proto::time::{Instant, Now};
 use rand_core::CryptoRngCore;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -66,7 +66,7 @@ pub enum DropReason {
     NoPrivateKey,
     /// A cookie reply that does not match our last handshake message.
     #[error(transparent)]
-    Cookie(#[from] crate::cookie::CookieError),
+    Cookie(#[from] crate::proto::cookie::CookieError),
     /// Under load, a handshake message with a valid MAC2 from a source over its rate (or a new
     /// source while the rate limiter's table is full).
     #[error("handshake rate limit exceeded for this source")]
@@ -80,7 +80,7 @@ impl DropReason {
         matches!(
             self,
             DropReason::Peer(
-                PeerError::Open(crate::keypair::OpenError::Replay)
+                PeerError::Open(crate::proto::keypair::OpenError::Replay)
                     | PeerError::Handshake(HandshakeError::Replay)
             )
         )
@@ -121,7 +121,7 @@ pub enum PeerConfigError {
 /// `key` with its scalar clamped (X25519 clamps anyway, so the public key does not change).
 fn clamped(key: PrivateKey) -> PrivateKey {
     let mut b = key.to_bytes();
-    crate::keys::clamp(&mut b);
+    crate::crypto::keys::clamp(&mut b);
     PrivateKey::from_bytes(*b)
 }
 
@@ -401,7 +401,7 @@ impl Device {
 
     /// Prepares an inner packet `buf[16..16 + len]` for peer `id` without encrypting it (see
     /// [`Peer::prepare_send`]); the caller seals `SendResult::Prepared` datagrams with
-    /// [`crate::keypair::seal_prepared`] and [`Device::send_key`], possibly on other cores.
+    /// [`crate::proto::keypair::seal_prepared`] and [`Device::send_key`], possibly on other cores.
     pub fn prepare_send(
         &mut self,
         id: PeerId,
@@ -469,13 +469,13 @@ impl Device {
         out: &mut Vec<Transmit>,
     ) -> Result<Received, DropReason> {
         let key = self.receive_key(now, buf)?;
-        let plain_len = crate::keypair::open_datagram(key, buf).map_err(PeerError::from)?;
+        let plain_len = crate::proto::keypair::open_datagram(key, buf).map_err(PeerError::from)?;
         self.receive_opened(now, from, buf, plain_len, out)
     }
 
     /// For a transport datagram: the checks before decryption that need no `&mut` (known
     /// receiver index, keypair usable, counter inside the replay window), and the key that opens
-    /// it. With [`crate::keypair::open_datagram`] and [`Device::receive_opened`] this is
+    /// it. With [`crate::proto::keypair::open_datagram`] and [`Device::receive_opened`] this is
     /// [`Device::receive`] split so the AEAD of a batch can run on several cores.
     pub fn receive_key(&self, now: Now, buf: &[u8]) -> Result<&TransportKey, DropReason> {
         let header = messages::TransportHeader::parse(buf)?;
@@ -662,7 +662,7 @@ mod tests {
 
     #[test]
     fn replays_are_told_apart_from_other_drops() {
-        use crate::keypair::OpenError;
+        use crate::proto::keypair::OpenError;
         assert!(DropReason::from(HandshakeError::Replay).is_replay());
         assert!(DropReason::Peer(PeerError::Open(OpenError::Replay)).is_replay());
         for other in [

@@ -1,6 +1,6 @@
 //! Cryptokey routing: the AllowedIPs table (whitepaper §2, kernel `allowedips.c`).
 //!
-//! Maps IP prefixes to a value (the daemon uses [`crate::index::PeerId`]). Outbound, the
+//! Maps IP prefixes to a value (the daemon uses [`crate::proto::index::PeerId`]). Outbound, the
 //! destination of a plaintext packet picks the peer to encrypt to (longest prefix match);
 //! inbound, the source of a decrypted packet must map back to the peer that sent it.
 //!
@@ -653,7 +653,7 @@ pub fn packet_src(pkt: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::PeerId;
+    use crate::proto::index::PeerId;
     use rand_chacha::ChaCha8Rng;
     use rand_chacha::rand_core::{RngCore, SeedableRng};
 

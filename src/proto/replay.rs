@@ -4,7 +4,7 @@
 //! The window is only updated by [`ReplayWindow::accept`], which the receive path calls *after* a
 //! packet authenticated; [`ReplayWindow::check`] is the cheap pre-check before decryption.
 
-use crate::constants::{COUNTER_BITS_TOTAL, COUNTER_WINDOW_SIZE, REJECT_AFTER_MESSAGES};
+use crate::proto::constants::{COUNTER_BITS_TOTAL, COUNTER_WINDOW_SIZE, REJECT_AFTER_MESSAGES};
 
 const WORDS: usize = (COUNTER_BITS_TOTAL / 64) as usize;
 

@@ -5,19 +5,21 @@
 //! Every method takes the injected time and a [`Ctx`] with the device's key, RNG and index table;
 //! datagrams to send are appended to an output list as [`Transmit`]s.
 
-use crate::aead::TransportKey;
-use crate::constants::{
+use crate::crypto::aead::TransportKey;
+use crate::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::proto::constants::{
     KEEPALIVE_TIMEOUT, MAX_STAGED_PACKETS, MAX_TIMER_HANDSHAKES, REJECT_AFTER_TIME,
     REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT,
 };
-use crate::cookie::CookieJar;
-use crate::index::{IndexTable, PeerId};
-use crate::keypair::{self, Keypair, OpenError, SealError};
-use crate::keys::{PresharedKey, PrivateKey, PublicKey};
-use crate::messages::{CookieReply, Initiation, Response, TRANSPORT_HEADER_LEN, TransportHeader};
-use crate::noise::{Handshake, HandshakeError, InitiationStart};
-use crate::time::{Instant, Now};
-use crate::timers::Timers;
+use crate::proto::cookie::CookieJar;
+use crate::proto::index::{IndexTable, PeerId};
+use crate::proto::keypair::{self, Keypair, OpenError, SealError};
+use crate::proto::messages::{
+    CookieReply, Initiation, Response, TRANSPORT_HEADER_LEN, TransportHeader,
+};
+use crate::proto::noise::{Handshake, HandshakeError, InitiationStart};
+use crate::proto::time::{Instant, Now};
+use crate::proto::timers::Timers;
 use rand_core::CryptoRngCore;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -135,7 +137,7 @@ pub struct PeerStats {
     /// Bytes of datagrams received from the peer (authenticated ones).
     pub rx_bytes: u64,
     /// Bytes of datagrams sent to the peer: counted by the I/O layer through
-    /// [`crate::device::Device::note_sent`] once the send succeeded, as the kernel counts.
+    /// [`crate::proto::device::Device::note_sent`] once the send succeeded, as the kernel counts.
     pub tx_bytes: u64,
     /// Wall-clock time of the last completed handshake (since the Unix epoch).
     pub last_handshake: Option<Duration>,
@@ -476,7 +478,7 @@ impl Peer {
         self.add_keypair(ctx, Keypair::new(keys, now.mono));
         self.timers.session_derived(now.mono);
         self.handshake_complete(now);
-        self.stats.rx_bytes += crate::messages::RESPONSE_LEN as u64;
+        self.stats.rx_bytes += crate::proto::messages::RESPONSE_LEN as u64;
         self.send_keepalive(ctx, now, out);
         self.timers.any_authenticated_packet_received();
         self.timers.any_authenticated_packet_traversal(now.mono);
@@ -488,7 +490,7 @@ impl Peer {
         &mut self,
         now: Now,
         reply: &CookieReply,
-    ) -> Result<(), crate::cookie::CookieError> {
+    ) -> Result<(), crate::proto::cookie::CookieError> {
         self.cookies.consume_reply(now.mono, reply)
     }
 

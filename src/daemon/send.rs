@@ -8,17 +8,17 @@
 //! encryption, and the batch is sent in that order only once every packet in it is sealed.
 //! Every buffer is allocated once, up front; nothing here allocates per packet.
 
-use crate::allowedips::AllowedIps;
-use crate::device::Device;
-use crate::icmp;
-use crate::index::PeerId;
-use crate::keypair::seal_prepared;
-use crate::messages::TRANSPORT_HEADER_LEN;
-use crate::peer::{Endpoint, SendResult, Transmit};
-use crate::time::{Instant, Now};
-use crate::tun::{GROTable, MAX_SUPER_PACKET, Tun, TunReady, VIRTIO_NET_HDR_LEN};
-use crate::udp::{Sock, UdpSockets};
-use crate::workers::Workers;
+use crate::daemon::tun::{GROTable, MAX_SUPER_PACKET, Tun, TunReady, VIRTIO_NET_HDR_LEN};
+use crate::daemon::udp::{Sock, UdpSockets};
+use crate::daemon::workers::Workers;
+use crate::proto::allowedips::AllowedIps;
+use crate::proto::device::Device;
+use crate::proto::icmp;
+use crate::proto::index::PeerId;
+use crate::proto::keypair::seal_prepared;
+use crate::proto::messages::TRANSPORT_HEADER_LEN;
+use crate::proto::peer::{Endpoint, SendResult, Transmit};
+use crate::proto::time::{Instant, Now};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -254,7 +254,7 @@ impl TxBatch {
                     self.grow_to(tun);
                 }
                 Some(Ok(n)) => self.len += n.min(SLOTS - self.len),
-                Some(Err(e)) if crate::tun::is_fatal(&e) => return ReadEnd::Gone(e),
+                Some(Err(e)) if crate::daemon::tun::is_fatal(&e) => return ReadEnd::Gone(e),
                 Some(Err(e)) => {
                     debug!("TUN packet dropped: {e}");
                     if e.kind() == std::io::ErrorKind::InvalidInput {

@@ -24,7 +24,7 @@
 //! `wg0.conf:7: PublicKey: Key is not the correct length or format`. Secret values are never
 //! echoed in errors, warnings or `Debug` output.
 
-use crate::keys::{KeyFormatError, PresharedKey, PrivateKey, PublicKey};
+use crate::crypto::keys::{KeyFormatError, PresharedKey, PrivateKey, PublicKey};
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::fs::File;

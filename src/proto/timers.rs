@@ -2,13 +2,13 @@
 //! injected monotonic clock. Nothing sleeps: [`Timers::next_deadline`] tells the caller when to
 //! come back and [`Timers::expire`] says which timers fired at `now`.
 //!
-//! The event methods mirror the kernel's `wg_timers_*` hooks one for one; [`crate::peer::Peer`]
+//! The event methods mirror the kernel's `wg_timers_*` hooks one for one; [`crate::proto::peer::Peer`]
 //! calls them at the same points of the send and receive paths as the kernel does.
 
-use crate::constants::{
+use crate::proto::constants::{
     KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
 };
-use crate::time::Instant;
+use crate::proto::time::Instant;
 use rand_core::RngCore;
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 use rand_core::{CryptoRng, RngCore};
 use std::collections::HashMap;
 
-/// A peer's handle inside a [`crate::device::Device`].
+/// A peer's handle inside a [`crate::proto::device::Device`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct PeerId(pub u32);
 

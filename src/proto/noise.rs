@@ -5,12 +5,12 @@
 //! Zeroed → ConsumedInitiation → CreatedResponse (responder); [`Handshake::begin_session`] then
 //! derives the transport keys and zeroes the handshake.
 
-use crate::constants::INITIATIONS_PER_SECOND;
+use crate::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
 use crate::crypto::{self, SecretBytes, TAG_LEN};
-use crate::keys::{PresharedKey, PrivateKey, PublicKey};
-use crate::messages::{Initiation, Response};
-use crate::tai64n::{TIMESTAMP_LEN, Tai64n};
-use crate::time::{Instant, Now};
+use crate::proto::constants::INITIATIONS_PER_SECOND;
+use crate::proto::messages::{Initiation, Response};
+use crate::proto::tai64n::{TIMESTAMP_LEN, Tai64n};
+use crate::proto::time::{Instant, Now};
 use rand_core::{CryptoRng, RngCore};
 use std::time::Duration;
 use zeroize::Zeroizing;

@@ -11,7 +11,7 @@
 //! would be dropped as a martian, while the original destination routes back through the
 //! tunnel and passes reverse-path filtering.
 
-use crate::time::Instant;
+use crate::proto::time::Instant;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 

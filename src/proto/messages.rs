@@ -4,7 +4,7 @@
 //! Parsing checks the exact length and the type, returns a typed error and never panics.
 
 use crate::crypto::{MAC_LEN, TAG_LEN};
-use crate::tai64n::TIMESTAMP_LEN;
+use crate::proto::tai64n::TIMESTAMP_LEN;
 
 /// Message type of a handshake initiation.
 pub const TYPE_INITIATION: u32 = 1;

@@ -1,7 +1,7 @@
 //! The cross-platform configuration protocol (wireguard.com/xplatform) that the stock `wg` and
 //! `wg-quick` speak to userspace implementations over `/var/run/wireguard/IFACE.sock`: the
 //! request parser, the `set` operation on the core, and the `get` reply. Pure: no I/O, no
-//! clock, no socket; the caller reads the request (see [`crate::ipc`]), binds the listen port,
+//! clock, no socket; the caller reads the request (see [`crate::uapi::ipc`]), binds the listen port,
 //! sets the fwmark and writes the reply.
 //!
 //! Behaviour follows wireguard-go's `device/uapi.go` (the implementation `wg` is tested against
@@ -23,13 +23,15 @@
 //! Errors are answered with a **negative** errno (`errno=-22`), as wireguard-go writes them and
 //! `wg` expects: see [`UapiError::errno`].
 
-use crate::allowedips::AllowedIps;
-use crate::config::{AllowedIp, Config, EndpointSpec};
-use crate::device::Device;
-use crate::index::PeerId;
-use crate::keys::{KEY_LEN, PresharedKey, PrivateKey, PublicKey, clamp, decode_hex_key};
-use crate::peer::{Endpoint, Transmit};
-use crate::time::Now;
+pub mod ipc;
+
+use crate::conf::{AllowedIp, Config, EndpointSpec};
+use crate::crypto::keys::{KEY_LEN, PresharedKey, PrivateKey, PublicKey, clamp, decode_hex_key};
+use crate::proto::allowedips::AllowedIps;
+use crate::proto::device::Device;
+use crate::proto::index::PeerId;
+use crate::proto::peer::{Endpoint, Transmit};
+use crate::proto::time::Now;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -1059,7 +1061,7 @@ pub fn sync_request_from_config(cfg: &Config, dev: &Device) -> SetRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::TransmitKind;
+    use crate::proto::peer::TransmitKind;
     use rand_core::OsRng;
 
     const WALL: Duration = Duration::from_secs(1_700_000_000);

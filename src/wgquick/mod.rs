@@ -2,7 +2,7 @@
 //! `Table`, DNS and hooks follow in the operator-facing work.) wgd runs `ip` as wg-quick does,
 //! so the result is the same as `wg-quick up` gives.
 
-use crate::config::AllowedIp;
+use crate::conf::AllowedIp;
 use anyhow::{Context, Result, bail};
 use std::process::Command;
 
@@ -37,7 +37,7 @@ pub fn add_addresses(iface: &str, addresses: &[AllowedIp]) -> Result<()> {
 
 /// Brings `iface` up (ioctl; no `ip` needed).
 pub fn link_up(iface: &str) -> Result<()> {
-    crate::tun::set_up(iface, true).with_context(|| format!("bringing {iface} up"))
+    crate::daemon::tun::set_up(iface, true).with_context(|| format!("bringing {iface} up"))
 }
 
 /// Runs wg-quick hooks (`PreUp`, `PostUp`, `PreDown`, `PostDown`) with `%i` replaced by the
@@ -90,10 +90,10 @@ impl WgQuickState {
     pub fn add_routes(
         &mut self,
         iface: &str,
-        table: Option<&crate::config::Table>,
+        table: Option<&crate::conf::Table>,
         prefixes: &[AllowedIp],
     ) -> Result<Option<u32>> {
-        use crate::config::Table;
+        use crate::conf::Table;
         let mut sorted: Vec<AllowedIp> = prefixes.to_vec();
         sorted.sort_by_key(|p| std::cmp::Reverse(p.cidr));
         sorted.dedup();

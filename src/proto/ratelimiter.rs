@@ -30,10 +30,10 @@
 //!   a random key for the same reason).
 //!
 //! It is pure: the time is always passed in ([`Instant`]), nothing sleeps or spawns. One limiter
-//! belongs to one [`Device`](crate::device::Device) (the kernel has one table for the whole
+//! belongs to one [`Device`](crate::proto::device::Device) (the kernel has one table for the whole
 //! system, keyed by network namespace as well).
 
-use crate::time::Instant;
+use crate::proto::time::Instant;
 use std::collections::HashMap;
 use std::collections::hash_map::{Entry, RandomState};
 use std::net::IpAddr;
