@@ -391,3 +391,85 @@ fn save_config_writes_the_running_configuration_back() {
     assert_eq!(mode, 0o600, "the saved file holds a private key");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `wg showconf IFACE` inside `ns`.
+fn showconf(ns: &Netns, iface: &str) -> String {
+    String::from_utf8_lossy(&ns.run(&["wg", "showconf", iface]).stdout).into_owned()
+}
+
+#[test]
+fn start_up_and_sighup_build_the_same_device_with_host_name_endpoints() {
+    let name = "start_up_and_sighup_build_the_same_device_with_host_name_endpoints";
+    if !impl_or_skip(name, &wgd_impl()) {
+        return;
+    }
+    let dir = tempdir();
+    let key = PrivateKey::generate(&mut OsRng);
+    let old_peer = PrivateKey::generate(&mut OsRng).public_key();
+    let [p1, p2, p3] = [(); 3].map(|()| PrivateKey::generate(&mut OsRng).public_key());
+    let psk = wgd::crypto::keys::PresharedKey::generate(&mut OsRng);
+    let head = format!(
+        "[Interface]\nPrivateKey = {}\nListenPort = 51830\n",
+        key.to_base64().as_str()
+    );
+    let before = format!("{head}\n[Peer]\nPublicKey = {old_peer}\nAllowedIPs = 198.19.9.0/24\n");
+    // A host-name endpoint (`localhost`, resolved through the namespace's /etc/hosts), a
+    // literal one with a PSK and a keepalive, and a peer with no endpoint.
+    let after = format!(
+        "{head}\n[Peer]\nPublicKey = {p1}\nAllowedIPs = 198.19.1.0/24\nEndpoint = localhost:51831\n\
+         \n[Peer]\nPublicKey = {p2}\nPresharedKey = {}\nAllowedIPs = 198.19.2.0/24, 2001:db8:2::/48\n\
+         Endpoint = 198.18.0.99:51832\nPersistentKeepalive = 25\n\
+         \n[Peer]\nPublicKey = {p3}\nAllowedIPs = 198.19.3.3/32\n",
+        psk.to_base64().as_str()
+    );
+
+    // Reloaded: started from `before`, then SIGHUP with `after`.
+    let reload_ns = Netns::new();
+    let reload_iface = unique_iface("wgh");
+    let reload_conf = dir.join(format!("{reload_iface}.conf"));
+    std::fs::write(&reload_conf, &before).unwrap();
+    let reloaded = Wgd::start(&reload_ns, &reload_conf, &reload_iface, None);
+    wait_for("the UAPI socket", Duration::from_secs(5), || {
+        std::path::Path::new(&format!("/var/run/wireguard/{reload_iface}.sock")).exists()
+    });
+    wait_for("the first device", Duration::from_secs(5), || {
+        dump(&reload_ns, &reload_iface).len() == 1
+    });
+    std::fs::write(&reload_conf, &after).unwrap();
+    reloaded.signal(Signal::SIGHUP);
+    wait_for("the reload", Duration::from_secs(5), || {
+        reloaded.log().contains("SIGHUP: reloaded")
+    });
+    let via_reload = showconf(&reload_ns, &reload_iface);
+
+    // Started from `after` directly.
+    let start_ns = Netns::new();
+    let start_iface = unique_iface("wgs");
+    let start_conf = dir.join(format!("{start_iface}.conf"));
+    std::fs::write(&start_conf, &after).unwrap();
+    let _started = Wgd::start(&start_ns, &start_conf, &start_iface, None);
+    wait_for("the UAPI socket", Duration::from_secs(5), || {
+        std::path::Path::new(&format!("/var/run/wireguard/{start_iface}.sock")).exists()
+    });
+    wait_for("the second device", Duration::from_secs(5), || {
+        dump(&start_ns, &start_iface).len() == 3
+    });
+    let via_start = showconf(&start_ns, &start_iface);
+
+    // The host name resolved on reload as at start-up (`wg syncconf` resolves it too).
+    let p1_block = via_reload
+        .split("[Peer]")
+        .find(|b| b.contains(&p1.to_string()))
+        .expect("P1 after the reload");
+    assert!(
+        p1_block.contains("Endpoint = 127.0.0.1:51831")
+            || p1_block.contains("Endpoint = [::1]:51831"),
+        "the host-name peer added on SIGHUP has no endpoint:\n{via_reload}"
+    );
+    assert!(!via_reload.contains(&old_peer.to_string()));
+    assert_eq!(
+        via_reload, via_start,
+        "start-up and SIGHUP built different devices from the same file"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -74,6 +74,11 @@ impl Sim {
         let mut b = Device::new(kb, rng(seed + 200));
         let peer_a = a.add_peer(pb, psk.clone()).unwrap();
         let peer_b = b.add_peer(pa, psk).unwrap();
+        // Cryptokey routing: each side's tunnel address belongs to it (see `packet`).
+        a.add_allowed_ip(peer_a, "198.19.0.2".parse().unwrap(), 32)
+            .unwrap();
+        b.add_allowed_ip(peer_b, "198.19.0.1".parse().unwrap(), 32)
+            .unwrap();
         a.peer_mut(peer_a)
             .unwrap()
             .set_endpoint(Endpoint::new(B_ADDR.parse().unwrap()));
@@ -305,6 +310,57 @@ fn handshake_and_transport_both_ways_with_and_without_psk() {
         assert_eq!(s.count(S::B, TransmitKind::Response), 1);
         assert!(s.drops.is_empty(), "{:?}", s.drops);
     }
+}
+
+#[test]
+fn the_device_drops_inner_sources_outside_the_senders_allowed_ips() {
+    let mut s = Sim::new(false);
+    s.handshake();
+    assert!(matches!(s.send(S::A, 1), SendResult::Sealed { .. }));
+    s.pump();
+    assert_eq!(s.b.inbox, [0, 1]);
+    // B no longer routes 198.19.0.1 to A: A's next packet authenticates (counters move, as in
+    // the kernel) but is not delivered, and the reason says why.
+    let pb = s.b.peer;
+    assert_eq!(s.b.dev.clear_allowed_ips(pb), 1);
+    let rx_before = s.b.dev.peer(pb).unwrap().stats.rx_bytes;
+    s.send(S::A, 2);
+    s.pump();
+    assert_eq!(
+        s.b.inbox,
+        [0, 1],
+        "a packet from an unrouted source was delivered"
+    );
+    assert_eq!(s.drops, [(S::B, DropReason::SourceNotAllowed)]);
+    assert!(s.b.dev.peer(pb).unwrap().stats.rx_bytes > rx_before);
+    // A prefix routed to another peer does not let A through either.
+    let other =
+        s.b.dev
+            .add_peer(
+                PrivateKey::generate(&mut ChaCha8Rng::seed_from_u64(9)).public_key(),
+                PresharedKey::default(),
+            )
+            .unwrap();
+    s.b.dev
+        .add_allowed_ip(other, "198.19.0.0".parse().unwrap(), 24)
+        .unwrap();
+    s.send(S::A, 3);
+    s.pump();
+    assert_eq!(s.drops.len(), 2);
+    // Routed back to A: delivered again. Removing the other peer drops its prefix.
+    s.b.dev
+        .add_allowed_ip(pb, "198.19.0.1".parse().unwrap(), 32)
+        .unwrap();
+    s.send(S::A, 4);
+    s.pump();
+    assert_eq!(s.b.inbox, [0, 1, 4]);
+    assert!(s.b.dev.remove_peer(other).is_some());
+    assert_eq!(s.b.dev.allowed_ips().len(), 1);
+    assert_eq!(
+        s.b.dev
+            .add_allowed_ip(other, "198.19.1.0".parse().unwrap(), 24),
+        Err(wgd::proto::device::PeerConfigError::NoSuchPeer)
+    );
 }
 
 #[test]

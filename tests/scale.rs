@@ -142,9 +142,8 @@ fn random_keys(n: usize, seed: u64) -> Vec<PublicKey> {
 
 /// A device with `keys.len()` peers (every third one with an endpoint) and its AllowedIPs
 /// table (one /32 and one /128 per peer).
-fn build(keys: &[PublicKey]) -> (Device, AllowedIps<PeerId>, Vec<PeerId>) {
+fn build(keys: &[PublicKey]) -> (Device, Vec<PeerId>) {
     let mut dev = Device::new(PrivateKey::from_bytes([7; 32]), rng(1));
-    let mut allowed = AllowedIps::new();
     let mut ids = Vec::with_capacity(keys.len());
     for (i, k) in keys.iter().enumerate() {
         let id = dev.add_peer(*k, PresharedKey::default()).expect("add peer");
@@ -153,15 +152,13 @@ fn build(keys: &[PublicKey]) -> (Device, AllowedIps<PeerId>, Vec<PeerId>) {
         {
             p.set_endpoint(Endpoint::new(underlay(i)));
         }
-        allowed
-            .insert(IpAddr::V4(peer_v4(i)), 32, id)
+        dev.add_allowed_ip(id, IpAddr::V4(peer_v4(i)), 32)
             .expect("insert v4");
-        allowed
-            .insert(IpAddr::V6(peer_v6(i)), 128, id)
+        dev.add_allowed_ip(id, IpAddr::V6(peer_v6(i)), 128)
             .expect("insert v6");
         ids.push(id);
     }
-    (dev, allowed, ids)
+    (dev, ids)
 }
 
 /// CPU time of the calling thread (not wall time: on a busy machine the other processes'
@@ -211,7 +208,8 @@ fn memory_per_peer_with_10k_peers() {
     let keys = random_keys(PEERS, 11);
     let before = live();
     let start = StdInstant::now();
-    let (dev, allowed, ids) = build(&keys);
+    let (dev, ids) = build(&keys);
+    let allowed = dev.allowed_ips();
     let build_time = start.elapsed();
     let total = live() - before;
     // The ids vector is the test's, not the device's.
@@ -246,7 +244,7 @@ fn memory_per_peer_with_10k_peers() {
         table_per_peer < 320.0,
         "AllowedIPs: {table_per_peer:.0} bytes per peer (bound 320)"
     );
-    drop((dev, allowed, table));
+    drop((dev, table));
 }
 
 #[test]
@@ -291,7 +289,8 @@ fn allowedips_lookup_is_independent_of_the_peer_count() {
     let mut per = Vec::new();
     for n in [FEW, 1_000, PEERS] {
         let keys = random_keys(n, 12);
-        let (_dev, allowed, ids) = build(&keys);
+        let (dev, ids) = build(&keys);
+        let allowed = dev.allowed_ips();
         let order = scrambled(LOOKUPS, n, 13);
         let v4: Vec<Ipv4Addr> = order.iter().map(|&i| peer_v4(i)).collect();
         let v6: Vec<Ipv6Addr> = order.iter().map(|&i| peer_v6(i)).collect();
@@ -374,7 +373,7 @@ fn tick_and_next_deadline_with_10k_idle_peers() {
     let mut per = Vec::new();
     for n in [FEW, PEERS] {
         let keys = random_keys(n, 16);
-        let (mut dev, _allowed, _) = build(&keys);
+        let (mut dev, _) = build(&keys);
         let now = t0();
         let mut out: Vec<Transmit> = Vec::new();
         let rounds = if n == FEW { 10_000 } else { 200 };
@@ -446,13 +445,19 @@ impl Storm {
         let raddr: SocketAddr = RESPONDER_ADDR.parse().unwrap();
         for i in 0..INITIATORS {
             let k = PrivateKey::generate(&mut r);
-            resp_ids.push(
-                responder
-                    .add_peer(k.public_key(), PresharedKey::default())
-                    .unwrap(),
-            );
+            let rid = responder
+                .add_peer(k.public_key(), PresharedKey::default())
+                .unwrap();
+            // Cryptokey routing (see `data_both_ways`): the initiator's tunnel address belongs
+            // to it; everything belongs to the responder.
+            responder
+                .add_allowed_ip(rid, IpAddr::V4(peer_v4(i)), 32)
+                .unwrap();
+            resp_ids.push(rid);
             let mut d = Device::new(k, rng(seed + 1000 + i as u64));
             let id = d.add_peer(rpub, PresharedKey::default()).unwrap();
+            d.add_allowed_ip(id, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+                .unwrap();
             d.peer_mut(id).unwrap().set_endpoint(Endpoint::new(raddr));
             init_ids.push(id);
             initiators.push(d);

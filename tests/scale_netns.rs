@@ -210,6 +210,8 @@ fn storm(keys: Vec<PrivateKey>, server: PublicKey, endpoint: SocketAddr) -> Stor
         .map(|(i, k)| {
             let mut dev = Device::with_os_rng(k);
             let peer = dev.add_peer(server, PresharedKey::default()).unwrap();
+            dev.add_allowed_ip(peer, IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
+                .unwrap();
             dev.peer_mut(peer)
                 .unwrap()
                 .set_endpoint(Endpoint::new(endpoint));

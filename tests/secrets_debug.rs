@@ -20,7 +20,6 @@ use wgd::conf::{Config, InterfaceConfig, PeerConfig};
 use wgd::crypto::SecretBytes;
 use wgd::crypto::aead::TransportKey;
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey, clamp};
-use wgd::proto::allowedips::AllowedIps;
 use wgd::proto::constants::DEFAULT_MTU;
 use wgd::proto::cookie::{CookieChecker, CookieJar};
 use wgd::proto::device::{Device, Received};
@@ -267,11 +266,9 @@ fn debug_and_display_of_secret_bearing_types_show_no_key() {
 
     // The UAPI `get` reply legitimately carries the keys (root-only socket): make sure this
     // test's key set would see them, so the checks above are meaningful.
-    let mut allowed = AllowedIps::new();
-    allowed
-        .insert("198.19.0.2".parse().expect("ip"), 32, id)
+    dev.add_allowed_ip(id, "198.19.0.2".parse().expect("ip"), 32)
         .expect("insert");
-    let get = uapi::format_get(&dev, &allowed, 51820, None);
+    let get = uapi::format_get(&dev, 51820, None);
     assert!(get.contains(&hex(&own)) && get.contains(&hex(&psk_b)));
 
     for (what, text) in &shown {
@@ -372,6 +369,11 @@ fn exchange(own_a: [u8; 32], own_b: [u8; 32], psk: PresharedKey) -> usize {
     let mut b = Device::new(kb, Box::new(ChaCha8Rng::seed_from_u64(22)));
     let ida = a.add_peer(pb, psk.clone()).expect("peer");
     let idb = b.add_peer(pa, psk).expect("peer");
+    // Cryptokey routing: each side accepts the other's tunnel address as a source.
+    a.add_allowed_ip(ida, "198.19.0.2".parse().expect("ip"), 32)
+        .expect("prefix");
+    b.add_allowed_ip(idb, "198.19.0.1".parse().expect("ip"), 32)
+        .expect("prefix");
     let addr_a: SocketAddr = "198.18.0.1:51820".parse().expect("addr");
     let addr_b: SocketAddr = "198.18.0.2:51820".parse().expect("addr");
     a.peer_mut(ida)

@@ -13,14 +13,15 @@
 //! - Chunk flag bits 4-7 advance the clock by that many seconds first (both modes).
 //!
 //! Invariants: a tampered datagram never decrypts; a replay is never accepted; what B decrypts
-//! is exactly what A sealed; the inner packet's length and source are consistent; the trie's
-//! verdict on the source equals a direct prefix comparison.
+//! is exactly what A sealed; the inner packet's length and source are consistent; the device
+//! delivers a packet exactly when its source is inside A's prefixes (the trie's verdict equals
+//! a direct prefix comparison).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 use wgd::proto::allowedips::packet_src;
-use wgd::proto::device::Received;
+use wgd::proto::device::{DropReason, Received};
 use wgd::proto::messages::{TRANSPORT_MIN_LEN, TYPE_TRANSPORT};
 use wgd::proto::peer::{Endpoint, inner_packet};
 use wgd::proto::time::Now;
@@ -54,9 +55,18 @@ fn deliver(s: &mut Session, now: Now, dgram: &mut [u8], plain: Option<&[u8]>) ->
                 assert_eq!(inner, expect, "decrypted bytes differ from the sealed ones");
                 assert_eq!(inner_packet(&padded), Some((len, source)));
             }
-            // The daemon's source check: the trie against a direct prefix comparison.
-            let owner = s.allowed_b.lookup(source);
-            assert_eq!(owner == Some(s.pb), in_a_prefixes(source));
+            // The device's source check: only A's own sources are delivered.
+            assert!(in_a_prefixes(source), "delivered a packet from {source}");
+            true
+        }
+        Err(DropReason::SourceNotAllowed) => {
+            // Authenticated, but the inner source is not A's (checked without the trie).
+            if let Some(p) = plain {
+                let mut padded = p.to_vec();
+                padded.resize(dgram.len().saturating_sub(TRANSPORT_MIN_LEN).max(p.len()), 0);
+                let src = inner_packet(&padded).map(|(_, src)| src);
+                assert!(src.is_some_and(|a| !in_a_prefixes(a)), "{src:?} refused");
+            }
             true
         }
         Ok(Received::Keepalive(peer)) => {

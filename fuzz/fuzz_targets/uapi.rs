@@ -8,28 +8,22 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
-use wgd::proto::allowedips::AllowedIps;
 use wgd::proto::device::Device;
-use wgd::proto::index::PeerId;
 use wgd::uapi::{self, Request};
 use wgd_fuzz::{A_PREFIX_V4, A_PREFIX_V6, device_b, rng, start};
 
 /// B with A as a peer owning two prefixes, or a device with no key and no peers.
-fn devices() -> [(Device, AllowedIps<PeerId>); 2] {
-    let (b, pb) = device_b();
-    let mut allowed = AllowedIps::default();
-    let ok = allowed
-        .insert(IpAddr::V4(A_PREFIX_V4.0), A_PREFIX_V4.1, pb)
-        .and_then(|()| allowed.insert(IpAddr::V6(A_PREFIX_V6.0), A_PREFIX_V6.1, pb));
+fn devices() -> [Device; 2] {
+    let (mut b, pb) = device_b();
+    let ok = b
+        .add_allowed_ip(pb, IpAddr::V4(A_PREFIX_V4.0), A_PREFIX_V4.1)
+        .and_then(|()| b.add_allowed_ip(pb, IpAddr::V6(A_PREFIX_V6.0), A_PREFIX_V6.1));
     assert!(ok.is_ok(), "fuzz set-up: allowed ips");
-    [
-        (b, allowed),
-        (Device::without_key(rng(400)), AllowedIps::default()),
-    ]
+    [b, Device::without_key(rng(400))]
 }
 
-fn check_consistent(dev: &Device, allowed: &AllowedIps<PeerId>) {
-    for (addr, cidr, id) in allowed.entries() {
+fn check_consistent(dev: &Device) {
+    for (addr, cidr, id) in dev.allowed_ips().entries() {
         assert!(
             dev.peer(id).is_some(),
             "{addr}/{cidr} routes to a removed peer"
@@ -52,8 +46,8 @@ fuzz_target!(|data: &[u8]| {
     let req = match uapi::parse_request(data) {
         Ok(Request::Set(req)) => req,
         Ok(Request::Get) => {
-            for (dev, allowed) in devices() {
-                let text = uapi::format_get(&dev, &allowed, 51820, Some(7));
+            for dev in devices() {
+                let text = uapi::format_get(&dev, 51820, Some(7));
                 assert!(text.ends_with("errno=0\n\n"));
             }
             return;
@@ -69,14 +63,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(Request::Get) => panic!("set request reparsed as get"),
         Err(e) => panic!("written request does not parse: {e}\n{}", wire.as_str()),
     }
-    for (mut dev, mut allowed) in devices() {
-        let before = uapi::format_get(&dev, &allowed, 0, None);
+    for mut dev in devices() {
+        let before = uapi::format_get(&dev, 0, None);
         let mut out = Vec::new();
-        match uapi::apply(req.clone(), &mut dev, &mut allowed, start(), &mut out) {
-            Ok(_change) => check_consistent(&dev, &allowed),
+        match uapi::apply(req.clone(), &mut dev, start(), &mut out) {
+            Ok(_change) => check_consistent(&dev),
             Err(e) => {
                 assert!(e.errno() < 0);
-                let after = uapi::format_get(&dev, &allowed, 0, None);
+                let after = uapi::format_get(&dev, 0, None);
                 assert_eq!(after, before, "a failed set changed the device");
             }
         }

@@ -11,7 +11,6 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
-use wgd::proto::allowedips::AllowedIps;
 use wgd::proto::cookie::LABEL_MAC1;
 use wgd::crypto;
 use wgd::crypto::MAC_LEN;
@@ -156,10 +155,9 @@ pub struct Session {
     pub b: Device,
     /// A's id at B.
     pub pb: PeerId,
-    /// The clock after the handshake.
+    /// The clock after the handshake. In B's AllowedIPs, A owns [`A_PREFIX_V4`] and
+    /// [`A_PREFIX_V6`].
     pub now: Now,
-    /// B's AllowedIPs: A owns [`A_PREFIX_V4`] and [`A_PREFIX_V6`].
-    pub allowed_b: AllowedIps<PeerId>,
 }
 
 impl Session {
@@ -184,10 +182,9 @@ impl Session {
         out.clear();
         let r = b.receive(now, Endpoint::new(A_ADDR), &mut ka, &mut out);
         assert_eq!(r, Ok(Received::Keepalive(pb)), "fuzz set-up: keepalive");
-        let mut allowed_b = AllowedIps::default();
-        let inserted = allowed_b
-            .insert(IpAddr::V4(A_PREFIX_V4.0), A_PREFIX_V4.1, pb)
-            .and_then(|()| allowed_b.insert(IpAddr::V6(A_PREFIX_V6.0), A_PREFIX_V6.1, pb));
+        let inserted = b
+            .add_allowed_ip(pb, IpAddr::V4(A_PREFIX_V4.0), A_PREFIX_V4.1)
+            .and_then(|()| b.add_allowed_ip(pb, IpAddr::V6(A_PREFIX_V6.0), A_PREFIX_V6.1));
         assert!(inserted.is_ok(), "fuzz set-up: allowed ips");
         Session {
             a,
@@ -195,7 +192,6 @@ impl Session {
             b,
             pb,
             now,
-            allowed_b,
         }
     }
 

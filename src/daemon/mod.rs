@@ -22,7 +22,6 @@ use crate::daemon::send::{ReadEnd, TxBatch, TxStats};
 use crate::daemon::tun::Tun;
 use crate::daemon::udp::{Sock, UdpSockets};
 use crate::daemon::workers::Workers;
-use crate::proto::allowedips::AllowedIps;
 use crate::proto::device::{Device, DeviceStats};
 use crate::proto::index::PeerId;
 use crate::proto::peer::{Endpoint, Transmit};
@@ -117,63 +116,53 @@ pub struct Options {
     pub crypto_threads: Option<usize>,
 }
 
+/// Resolves a configured endpoint: the one resolver of start-up and SIGHUP (as `wg setconf`
+/// and `wg syncconf` resolve host names; a name that does not resolve fails the whole set).
+pub fn resolve_endpoint(e: &crate::conf::EndpointSpec) -> Result<Option<std::net::SocketAddr>> {
+    e.resolve()
+        .map(Some)
+        .with_context(|| format!("resolving Endpoint {e}"))
+}
+
 /// The state the event loop owns besides the I/O objects.
 pub struct Daemon {
-    /// The protocol core.
+    /// The protocol core (with its cryptokey routing table).
     pub dev: Device,
-    /// Cryptokey routing table.
-    pub allowed: AllowedIps<PeerId>,
     clock: Clock,
     out: Vec<Transmit>,
     /// The fwmark on the sockets.
     fwmark: Option<u32>,
-    /// Peers with a persistent keepalive to start.
-    keepalives: Vec<(PeerId, u16)>,
     tx_stats: TxStats,
     rx_stats: RxStats,
 }
 
 impl Daemon {
-    /// Builds the device from a configuration (resolving endpoint host names).
+    /// Builds the device from a configuration: an empty device, then the same set request
+    /// that `wg setconf` sends (and SIGHUP and the UAPI `set` apply), with host-name endpoints
+    /// resolved by [`resolve_endpoint`]. Persistent keepalives (and the handshakes they start)
+    /// wait in the output queue until the sockets exist.
     pub fn from_config(cfg: &Config, mtu: u32) -> Result<Daemon> {
-        let mut dev = match cfg.interface.private_key.clone() {
-            Some(key) => Device::new(key, Box::new(BufferedOsRng::new())),
-            None => Device::without_key(Box::new(BufferedOsRng::new())),
-        };
+        let mut dev = Device::without_key(Box::new(BufferedOsRng::new()));
         dev.set_mtu(mtu as usize);
-        let mut allowed = AllowedIps::new();
-        let mut keepalives = Vec::new();
-        for p in &cfg.peers {
-            let id = dev
-                .add_peer(p.public_key, p.preshared_key.clone().unwrap_or_default())
-                .with_context(|| format!("peer {}", p.public_key))?;
-            for a in &p.allowed_ips {
-                allowed
-                    .insert(a.addr, a.cidr, id)
-                    .with_context(|| format!("peer {}: AllowedIPs {a}", p.public_key))?;
-            }
-            if let Some(secs) = p.persistent_keepalive {
-                keepalives.push((id, secs));
-            }
-            if let Some(e) = &p.endpoint {
-                let addr = e
-                    .resolve()
-                    .with_context(|| format!("peer {}: resolving Endpoint", p.public_key))?;
-                if let Some(peer) = dev.peer_mut(id) {
-                    peer.set_endpoint(Endpoint::new(addr));
-                }
-            }
-        }
-        Ok(Daemon {
+        let mut d = Daemon {
             dev,
-            allowed,
             clock: Clock::start(),
             out: Vec::new(),
-            fwmark: cfg.interface.fwmark,
-            keepalives,
+            fwmark: None,
             tx_stats: TxStats::default(),
             rx_stats: RxStats::default(),
-        })
+        };
+        if let Some(own) = cfg.interface.private_key.as_ref().map(|k| k.public_key()) {
+            if cfg.peers.iter().any(|p| p.public_key == own) {
+                warn!("a [Peer] has the interface's own public key: ignored, as `wg setconf` does");
+            }
+        }
+        let req = crate::uapi::set_request_from_config_with(cfg, true, resolve_endpoint)?;
+        let now = d.now();
+        let change = crate::uapi::apply(req, &mut d.dev, now, &mut d.out)
+            .context("applying the configuration")?;
+        d.fwmark = change.fwmark.flatten();
+        Ok(d)
     }
 
     /// The injected clock, read from the system's.
@@ -203,13 +192,7 @@ impl Daemon {
     /// Moves one batch of packets from the TUN to the peers.
     fn on_tun(&mut self, udp: &UdpSockets, tx: &mut TxBatch, workers: &Workers) {
         let now = self.now();
-        tx.prepare(
-            &mut self.dev,
-            &self.allowed,
-            now,
-            &mut self.tx_stats,
-            &mut self.out,
-        );
+        tx.prepare(&mut self.dev, now, &mut self.tx_stats, &mut self.out);
         tx.seal(&self.dev, workers);
         tx.send(&mut self.dev, udp, now.mono, &mut self.tx_stats);
         self.flush(udp);
@@ -231,7 +214,6 @@ impl Daemon {
             io.rx.open(&self.dev, now, &io.workers);
             io.rx.finish(
                 &mut self.dev,
-                &self.allowed,
                 now,
                 tun,
                 &mut io.handshakes,
@@ -271,7 +253,7 @@ impl Daemon {
             }
         };
         match req {
-            Request::Get => uapi::format_get(&self.dev, &self.allowed, udp.port(), self.fwmark),
+            Request::Get => uapi::format_get(&self.dev, udp.port(), self.fwmark),
             Request::Set(set) => self.apply_set(udp, set).into(),
         }
     }
@@ -291,7 +273,7 @@ impl Daemon {
             _ => None,
         };
         let now = self.now();
-        match uapi::apply(set, &mut self.dev, &mut self.allowed, now, &mut self.out) {
+        match uapi::apply(set, &mut self.dev, now, &mut self.out) {
             Ok(change) => {
                 if let Some(s) = rebound {
                     info!(port = s.port(), "listen port changed");
@@ -317,7 +299,7 @@ impl Daemon {
     /// peers that did not change keep their sessions and counters.
     fn reload(&mut self, udp: &mut UdpSockets, path: &std::path::Path) -> Result<()> {
         let cfg = Config::from_file(path).map_err(anyhow::Error::new)?;
-        let req = crate::uapi::sync_request_from_config(&cfg, &self.dev);
+        let req = crate::uapi::sync_request_from_config_with(&cfg, &self.dev, resolve_endpoint)?;
         let reply = self.apply_set(udp, req);
         if reply.starts_with("errno=0") {
             Ok(())
@@ -345,7 +327,8 @@ impl Daemon {
             let mut pc = PeerConfig::new(*p.public_key());
             pc.preshared_key = (!p.preshared_key().is_zero()).then(|| p.preshared_key().clone());
             pc.allowed_ips = self
-                .allowed
+                .dev
+                .allowed_ips()
                 .iter_by_value(id)
                 .filter_map(|(a, cidr)| AllowedIp::new(a, cidr))
                 .collect();
@@ -499,13 +482,8 @@ pub async fn run(
     };
     info!(iface = %started.iface, port = started.port, "interface up");
 
-    // Persistent keepalives start at once, as when the kernel is configured.
-    let now = d.now();
-    for (id, secs) in std::mem::take(&mut d.keepalives) {
-        let interval = Some(Duration::from_secs(u64::from(secs)));
-        d.dev
-            .set_persistent_keepalive(id, now, interval, &mut d.out);
-    }
+    // Persistent keepalives start at once, as when the kernel is configured: what applying the
+    // configuration queued leaves now.
     d.flush(&udp);
     on_ready(&started);
     // systemd Type=notify: ready once the interface, sockets and configuration are in place.

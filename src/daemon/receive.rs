@@ -12,9 +12,7 @@
 use crate::daemon::tun::{GROTable, MAX_SUPER_PACKET, Tun, VIRTIO_NET_HDR_LEN};
 use crate::daemon::udp::Sock;
 use crate::daemon::workers::{MIN_PARALLEL, Workers};
-use crate::proto::allowedips::AllowedIps;
-use crate::proto::device::{Device, Received};
-use crate::proto::index::PeerId;
+use crate::proto::device::{Device, DropReason, Received};
 use crate::proto::keypair::open_datagram;
 use crate::proto::messages;
 use crate::proto::peer::{Endpoint, Transmit};
@@ -194,13 +192,11 @@ impl RxBatch {
     }
 
     /// The rest, in arrival order under `&mut Device`: transport datagrams finish (replay
-    /// window, roaming, timers) and their inner packets, checked against the sender's
-    /// AllowedIPs, join the TUN batch; handshake messages go to `hs`.
-    #[allow(clippy::too_many_arguments)]
+    /// window, roaming, timers, the AllowedIPs source check) and their inner packets join the
+    /// TUN batch; handshake messages go to `hs`.
     pub fn finish(
         &mut self,
         dev: &mut Device,
-        allowed: &AllowedIps<PeerId>,
         now: Now,
         tun: &Tun,
         hs: &mut HandshakeQueue,
@@ -243,19 +239,13 @@ impl RxBatch {
                         }
                     }
                     Status::Opened(plain) => match dev.receive_opened(now, from, d, plain, out) {
-                        Ok(Received::Data {
-                            peer,
-                            offset,
-                            len,
-                            source,
-                        }) => {
-                            if allowed.lookup(source) != Some(peer) {
-                                stats.bad_source += 1;
-                            } else if let Some(p) = d.get(offset..offset + len) {
+                        Ok(Received::Data { offset, len, .. }) => {
+                            if let Some(p) = d.get(offset..offset + len) {
                                 self.tun_out.queue(tun, p, stats);
                             }
                         }
                         Ok(_) => {}
+                        Err(DropReason::SourceNotAllowed) => stats.bad_source += 1,
                         Err(e) => {
                             stats.dropped += 1;
                             stats.replayed += u64::from(e.is_replay());

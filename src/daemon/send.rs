@@ -11,7 +11,6 @@
 use crate::daemon::tun::{GROTable, MAX_SUPER_PACKET, Tun, TunReady, VIRTIO_NET_HDR_LEN};
 use crate::daemon::udp::{Sock, UdpSockets};
 use crate::daemon::workers::Workers;
-use crate::proto::allowedips::AllowedIps;
 use crate::proto::device::Device;
 use crate::proto::icmp;
 use crate::proto::index::PeerId;
@@ -280,7 +279,6 @@ impl TxBatch {
     pub fn prepare(
         &mut self,
         dev: &mut Device,
-        allowed: &AllowedIps<PeerId>,
         now: Now,
         stats: &mut TxStats,
         out: &mut Vec<Transmit>,
@@ -297,7 +295,7 @@ impl TxBatch {
             let Some(pkt) = buf.get(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + size) else {
                 continue;
             };
-            let Some(peer) = allowed.lookup_packet_dst(pkt) else {
+            let Some(peer) = dev.route(pkt) else {
                 stats.no_peer += 1;
                 self.icmp.queue(pkt, icmp::Reason::NoPeer, now.mono, stats);
                 continue;

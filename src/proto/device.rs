@@ -4,6 +4,7 @@
 
 use crate::crypto::aead::TransportKey;
 use crate::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::proto::allowedips::{AllowedIps, AllowedIpsError};
 use crate::proto::constants::{DEFAULT_MTU, UNDER_LOAD_AFTER, UNDER_LOAD_QUEUE_THRESHOLD};
 use crate::proto::cookie::{CookieChecker, MacCheck};
 use crate::proto::index::{IndexTable, PeerId};
@@ -16,7 +17,8 @@ use crate::proto::ratelimiter::RateLimiter;
 use crate::proto::time::{Instant, Now};
 use rand_core::CryptoRngCore;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// What a received datagram turned out to be.
@@ -30,8 +32,8 @@ pub enum Received {
         offset: usize,
         /// Its length (trimmed to the IP length).
         len: usize,
-        /// Its source address, for the AllowedIPs check.
-        source: std::net::IpAddr,
+        /// Its source address (the device checked it against the peer's AllowedIPs).
+        source: IpAddr,
     },
     /// A keepalive from `peer`.
     Keepalive(PeerId),
@@ -71,6 +73,11 @@ pub enum DropReason {
     /// source while the rate limiter's table is full).
     #[error("handshake rate limit exceeded for this source")]
     RateLimited,
+    /// An authenticated data packet whose inner source address is not routed to the peer that
+    /// sent it (cryptokey routing: the kernel's "dishonest packet peer"). The peer's timers and
+    /// counters were updated (it authenticated); the packet is not delivered.
+    #[error("inner source address not in the sending peer's AllowedIPs")]
+    SourceNotAllowed,
 }
 
 impl DropReason {
@@ -116,6 +123,12 @@ pub enum PeerConfigError {
     /// A peer with that key exists.
     #[error("duplicate peer")]
     Duplicate,
+    /// No peer has that id.
+    #[error("no such peer")]
+    NoSuchPeer,
+    /// The prefix could not be added to the AllowedIPs table.
+    #[error(transparent)]
+    AllowedIp(#[from] AllowedIpsError),
 }
 
 /// `key` with its scalar clamped (X25519 clamps anyway, so the public key does not change).
@@ -136,6 +149,12 @@ pub struct Device {
     free: BinaryHeap<Reverse<u32>>,
     by_key: HashMap<PublicKey, PeerId>,
     index: IndexTable,
+    /// Cryptokey routing: each prefix routed to the peer that owns it (kernel
+    /// `wg->peer_allowedips`). Sending looks destinations up here; receiving checks sources.
+    allowed: AllowedIps<PeerId>,
+    /// Peers that may own prefixes (a superset): removing or clearing any other peer needs no
+    /// walk of the table, which keeps building a large device linear.
+    prefixed: HashSet<PeerId>,
     rng: Box<dyn CryptoRngCore + Send + Sync>,
     mtu: usize,
     last_under_load: Option<Instant>,
@@ -171,6 +190,8 @@ impl Device {
             free: BinaryHeap::new(),
             by_key: HashMap::new(),
             index: IndexTable::new(),
+            allowed: AllowedIps::new(),
+            prefixed: HashSet::new(),
             rng,
             mtu: DEFAULT_MTU,
             last_under_load: None,
@@ -287,11 +308,14 @@ impl Device {
         Ok(id)
     }
 
-    /// Removes a peer, freeing its indices.
+    /// Removes a peer, freeing its indices and dropping its AllowedIPs.
     pub fn remove_peer(&mut self, id: PeerId) -> Option<Peer> {
         self.wakeup_dirty = true;
         let mut peer = self.peers.get_mut(id.0 as usize)?.take()?;
         self.free.push(Reverse(id.0));
+        if self.prefixed.remove(&id) {
+            self.allowed.remove_by_value(id);
+        }
         self.by_key.remove(peer.public_key());
         let mut ctx = Ctx {
             local: &self.private_key,
@@ -303,6 +327,60 @@ impl Device {
         };
         peer.shutdown(&mut ctx);
         Some(peer)
+    }
+
+    /// Removes every peer (`replace_peers`) and empties the AllowedIPs table; returns their ids.
+    pub fn remove_all_peers(&mut self) -> Vec<PeerId> {
+        let ids: Vec<PeerId> = self.peer_ids().collect();
+        // No peer is left, so no prefix has an owner: one clear instead of a walk per peer.
+        self.allowed.clear();
+        self.prefixed.clear();
+        for &id in &ids {
+            self.remove_peer(id);
+        }
+        ids
+    }
+
+    /// The AllowedIPs table (read-only: prefixes change through the device, so that each one
+    /// belongs to a peer that exists).
+    pub fn allowed_ips(&self) -> &AllowedIps<PeerId> {
+        &self.allowed
+    }
+
+    /// Routes `addr/cidr` to peer `id` (moving it from another peer if it had it, as the
+    /// kernel does). Host bits after the prefix are ignored.
+    pub fn add_allowed_ip(
+        &mut self,
+        id: PeerId,
+        addr: IpAddr,
+        cidr: u8,
+    ) -> Result<(), PeerConfigError> {
+        if self.peer(id).is_none() {
+            return Err(PeerConfigError::NoSuchPeer);
+        }
+        self.allowed.insert(addr, cidr, id)?;
+        self.prefixed.insert(id);
+        Ok(())
+    }
+
+    /// Removes `addr/cidr` if peer `id` owns it (`allowed_ip=-prefix`); returns whether it did.
+    pub fn remove_allowed_ip(&mut self, id: PeerId, addr: IpAddr, cidr: u8) -> bool {
+        self.allowed.remove(addr, cidr, id)
+    }
+
+    /// Removes every prefix of peer `id` (`replace_allowed_ips`); returns how many. `O(table)`
+    /// unless the peer owns none since it was created or last cleared.
+    pub fn clear_allowed_ips(&mut self, id: PeerId) -> usize {
+        if self.prefixed.remove(&id) {
+            self.allowed.remove_by_value(id)
+        } else {
+            0
+        }
+    }
+
+    /// The peer an inner packet goes to, by its destination address (cryptokey routing).
+    pub fn route(&self, pkt: &[u8]) -> Option<PeerId> {
+        self.allowed.lookup_packet_dst(pkt)
     }
 
     /// The peer with this public key.
@@ -488,7 +566,8 @@ impl Device {
     }
 
     /// The rest of receiving a transport datagram that authenticated and was decrypted in place
-    /// (`plain_len` plaintext bytes at `buf[16..]`).
+    /// (`plain_len` plaintext bytes at `buf[16..]`): replay window, roaming, timers, and the
+    /// AllowedIPs check of the inner source ([`DropReason::SourceNotAllowed`]).
     pub fn receive_opened(
         &mut self,
         now: Now,
@@ -513,12 +592,19 @@ impl Device {
                 offset,
                 len,
                 source,
-            } => Received::Data {
-                peer: id,
-                offset,
-                len,
-                source,
-            },
+            } => {
+                // Cryptokey routing, receive side (kernel receive.c): the inner source must be
+                // routed back to the peer whose key opened the packet.
+                if self.allowed.lookup(source) != Some(id) {
+                    return Err(DropReason::SourceNotAllowed);
+                }
+                Received::Data {
+                    peer: id,
+                    offset,
+                    len,
+                    source,
+                }
+            }
         })
     }
 

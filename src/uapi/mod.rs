@@ -27,7 +27,6 @@ pub mod ipc;
 
 use crate::conf::{AllowedIp, Config, EndpointSpec};
 use crate::crypto::keys::{KEY_LEN, PresharedKey, PrivateKey, PublicKey, clamp, decode_hex_key};
-use crate::proto::allowedips::AllowedIps;
 use crate::proto::device::Device;
 use crate::proto::index::PeerId;
 use crate::proto::peer::{Endpoint, Transmit};
@@ -603,7 +602,7 @@ const LIMITS: Limits = Limits {
     max_prefixes: MAX_PREFIXES,
 };
 
-/// Applies a `set` request to the device and its AllowedIPs table, with wireguard-go's
+/// Applies a `set` request to the device (and so its AllowedIPs table), with wireguard-go's
 /// semantics, atomically: the request is checked first and, on error, nothing has changed.
 ///
 /// - `private_key`: [`Device::set_private_key`] (clamped, as wireguard-go and the kernel do;
@@ -619,35 +618,30 @@ const LIMITS: Limits = Limits {
 /// - `persistent_keepalive_interval` from off to on sends a keepalive at the end of the block
 ///   (a handshake first if there is no session); on to another value just changes it.
 ///
-/// The table must hold only this device's peers (it is cleared by `replace_peers`).
-///
 /// Cost: `O(request)` plus one walk of the table per `remove` or `replace_allowed_ips` of a
-/// peer that existed before (none for peers the request created).
+/// peer that owned prefixes (none for peers the request created; see
+/// [`Device::clear_allowed_ips`]).
 pub fn apply(
     req: SetRequest,
     dev: &mut Device,
-    allowed: &mut AllowedIps<PeerId>,
     now: Now,
     out: &mut Vec<Transmit>,
 ) -> Result<InterfaceChange, UapiError> {
-    apply_with_limits(req, dev, allowed, now, out, LIMITS)
+    apply_with_limits(req, dev, now, out, LIMITS)
 }
 
 fn apply_with_limits(
     req: SetRequest,
     dev: &mut Device,
-    allowed: &mut AllowedIps<PeerId>,
     now: Now,
     out: &mut Vec<Transmit>,
     limits: Limits,
 ) -> Result<InterfaceChange, UapiError> {
-    check(&req, dev, allowed, limits)?;
+    check(&req, dev, limits)?;
     let mut change = InterfaceChange::default();
     let mut applier = Applier {
         dev,
-        allowed,
         change: &mut change,
-        owns_nothing: HashSet::new(),
     };
     for op in req.interface {
         applier.interface_op(op);
@@ -667,12 +661,7 @@ fn clamped(k: &PrivateKey) -> PrivateKey {
 
 /// A dry run on the set of peer keys: everything that could make the request fail, checked
 /// before anything changes.
-fn check(
-    req: &SetRequest,
-    dev: &Device,
-    allowed: &AllowedIps<PeerId>,
-    limits: Limits,
-) -> Result<(), UapiError> {
+fn check(req: &SetRequest, dev: &Device, limits: Limits) -> Result<(), UapiError> {
     let mut present: HashSet<PublicKey> = dev
         .peer_ids()
         .filter_map(|id| dev.peer(id).map(|p| *p.public_key()))
@@ -719,7 +708,7 @@ fn check(
             }
         }
     }
-    if allowed.len().saturating_add(added_prefixes) > limits.max_prefixes {
+    if dev.allowed_ips().len().saturating_add(added_prefixes) > limits.max_prefixes {
         return Err(UapiError::TableFull);
     }
     Ok(())
@@ -727,11 +716,7 @@ fn check(
 
 struct Applier<'a> {
     dev: &'a mut Device,
-    allowed: &'a mut AllowedIps<PeerId>,
     change: &'a mut InterfaceChange,
-    /// Peers known to own no prefix (created by this request, or cleared, and given none
-    /// since): removing or clearing them needs no walk of the table.
-    owns_nothing: HashSet<PeerId>,
 }
 
 impl Applier<'_> {
@@ -739,7 +724,7 @@ impl Applier<'_> {
         match op {
             InterfaceOp::PrivateKey(Some(k)) => {
                 if let Some(id) = self.dev.set_private_key(clamped(&k)) {
-                    self.forget_peer(id);
+                    self.change.peers_removed.push(id);
                 }
             }
             InterfaceOp::PrivateKey(None) => {
@@ -747,10 +732,10 @@ impl Applier<'_> {
                     let before: Vec<PeerId> = self.dev.peer_ids().collect();
                     self.dev.clear_private_key();
                     // The random placeholder key cannot clash with a peer in practice; if it
-                    // did, that peer's prefixes go with it.
+                    // did, that peer (and its prefixes) went.
                     for id in before {
                         if self.dev.peer(id).is_none() {
-                            self.forget_peer(id);
+                            self.change.peers_removed.push(id);
                         }
                     }
                 }
@@ -758,29 +743,15 @@ impl Applier<'_> {
             InterfaceOp::ListenPort(p) => self.change.listen_port = Some(p),
             InterfaceOp::Fwmark(m) => self.change.fwmark = Some((m != 0).then_some(m)),
             InterfaceOp::ReplacePeers => {
-                let ids: Vec<PeerId> = self.dev.peer_ids().collect();
-                for id in ids {
-                    self.dev.remove_peer(id);
-                    self.change.peers_removed.push(id);
-                }
-                // No peer is left, so no prefix has an owner.
-                self.allowed.clear();
-                self.owns_nothing.clear();
+                let ids = self.dev.remove_all_peers();
+                self.change.peers_removed.extend(ids);
             }
         }
     }
 
-    /// Drops the prefixes of a peer the device has removed.
-    fn forget_peer(&mut self, id: PeerId) {
-        if !self.owns_nothing.remove(&id) {
-            self.allowed.remove_by_value(id);
-        }
-        self.change.peers_removed.push(id);
-    }
-
     fn remove_peer(&mut self, id: PeerId) {
         self.dev.remove_peer(id);
-        self.forget_peer(id);
+        self.change.peers_removed.push(id);
     }
 
     fn peer_block(&mut self, block: PeerSet, now: Now, out: &mut Vec<Transmit>) {
@@ -797,7 +768,6 @@ impl Applier<'_> {
             match self.dev.add_peer(key, PresharedKey::default()) {
                 Ok(id) => {
                     created = true;
-                    self.owns_nothing.insert(id);
                     self.change.peers_added.push(id);
                     Some(id)
                 }
@@ -844,19 +814,15 @@ impl Applier<'_> {
                     keepalive_on = was_off && secs != 0;
                 }
                 PeerOp::ReplaceAllowedIps => {
-                    if !self.owns_nothing.contains(&id) {
-                        self.allowed.remove_by_value(id);
-                        self.owns_nothing.insert(id);
-                    }
+                    self.dev.clear_allowed_ips(id);
                 }
                 PeerOp::AllowedIp(a) => {
-                    // Cannot fail: the prefix length was checked by the parser, the table
-                    // size by `check`.
-                    let _ = self.allowed.insert(a.addr, a.cidr, id);
-                    self.owns_nothing.remove(&id);
+                    // Cannot fail: the peer exists, the prefix length was checked by the
+                    // parser, the table size by `check`.
+                    let _ = self.dev.add_allowed_ip(id, a.addr, a.cidr);
                 }
                 PeerOp::RemoveAllowedIp(a) => {
-                    self.allowed.remove(a.addr, a.cidr, id);
+                    self.dev.remove_allowed_ip(id, a.addr, a.cidr);
                 }
             }
         }
@@ -879,14 +845,9 @@ impl Applier<'_> {
 /// lowercase hex. Peers come in id order, prefixes in address order (IPv4 first).
 ///
 /// The text contains the private key. `O(peers + prefixes)`.
-pub fn format_get(
-    dev: &Device,
-    allowed: &AllowedIps<PeerId>,
-    listen_port: u16,
-    fwmark: Option<u32>,
-) -> Zeroizing<String> {
+pub fn format_get(dev: &Device, listen_port: u16, fwmark: Option<u32>) -> Zeroizing<String> {
     let mut by_peer: HashMap<PeerId, Vec<(IpAddr, u8)>> = HashMap::new();
-    for (addr, cidr, id) in allowed.entries() {
+    for (addr, cidr, id) in dev.allowed_ips().entries() {
         by_peer.entry(id).or_default().push((addr, cidr));
     }
     // Holds the private key and the PSKs in hex: wiped when dropped (after ipc.rs wrote it),
@@ -993,8 +954,8 @@ pub fn set_request_from_config(cfg: &Config, replace_peers: bool) -> SetRequest 
 }
 
 /// [`set_request_from_config`], resolving each endpoint with `resolve` (`Ok(None)` leaves that
-/// peer's endpoint out; the first error is returned). A daemon reloading its file passes
-/// `|e| e.resolve().map(Some)`.
+/// peer's endpoint out; the first error is returned). The daemon passes its one resolver,
+/// `daemon::resolve_endpoint`, at start-up and on SIGHUP.
 pub fn set_request_from_config_with<E>(
     cfg: &Config,
     replace_peers: bool,
@@ -1041,9 +1002,23 @@ pub fn set_request_from_config_with<E>(
 
 /// The request `wg syncconf` sends: [`set_request_from_config`] without `replace_peers`, plus
 /// `remove=true` for every peer of `dev` that the configuration does not list. Peers that stay
-/// keep their sessions.
+/// keep their sessions. Host-name endpoints are left out: a reloading daemon uses
+/// [`sync_request_from_config_with`] and its resolver.
 pub fn sync_request_from_config(cfg: &Config, dev: &Device) -> SetRequest {
-    let mut req = set_request_from_config(cfg, false);
+    match sync_request_from_config_with(cfg, dev, |e| Ok::<_, Infallible>(e.socket_addr())) {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
+/// [`sync_request_from_config`], resolving each endpoint with `resolve` (see
+/// [`set_request_from_config_with`]).
+pub fn sync_request_from_config_with<E>(
+    cfg: &Config,
+    dev: &Device,
+    resolve: impl FnMut(&EndpointSpec) -> Result<Option<SocketAddr>, E>,
+) -> Result<SetRequest, E> {
+    let mut req = set_request_from_config_with(cfg, false, resolve)?;
     let keep: HashSet<PublicKey> = cfg.peers.iter().map(|p| p.public_key).collect();
     let removals: Vec<PeerSet> = dev
         .peer_ids()
@@ -1055,7 +1030,7 @@ pub fn sync_request_from_config(cfg: &Config, dev: &Device) -> SetRequest {
         })
         .collect();
     req.peers.splice(0..0, removals);
-    req
+    Ok(req)
 }
 
 #[cfg(test)]
@@ -1085,13 +1060,9 @@ mod tests {
         }
     }
 
-    fn run(
-        text: &str,
-        dev: &mut Device,
-        allowed: &mut AllowedIps<PeerId>,
-    ) -> Result<InterfaceChange, UapiError> {
+    fn run(text: &str, dev: &mut Device) -> Result<InterfaceChange, UapiError> {
         let mut out = Vec::new();
-        apply(parse_request_set(text)?, dev, allowed, now(), &mut out)
+        apply(parse_request_set(text)?, dev, now(), &mut out)
     }
 
     fn parse_request_set(text: &str) -> Result<SetRequest, UapiError> {
@@ -1101,8 +1072,8 @@ mod tests {
         }
     }
 
-    fn get(dev: &Device, allowed: &AllowedIps<PeerId>) -> String {
-        format_get(dev, allowed, 51820, None).to_string()
+    fn get(dev: &Device) -> String {
+        format_get(dev, 51820, None).to_string()
     }
 
     /// The `key=value` lines of a get reply, checking its framing.
@@ -1118,8 +1089,8 @@ mod tests {
             .collect()
     }
 
-    fn prefixes(allowed: &AllowedIps<PeerId>, id: PeerId) -> Vec<String> {
-        allowed
+    fn prefixes(dev: &Device, id: PeerId) -> Vec<String> {
+        dev.allowed_ips()
             .iter_by_value(id)
             .map(|(a, c)| format!("{a}/{c}"))
             .collect()
@@ -1494,10 +1465,9 @@ mod tests {
                 accepted += 1;
                 assert_eq!(parse_set_text(&req.to_request_text()), req);
                 let mut dev = new_dev();
-                let mut allowed = AllowedIps::new();
                 let mut out = Vec::new();
-                apply(req, &mut dev, &mut allowed, now(), &mut out).expect("applies");
-                let reply = format_get(&dev, &allowed, 1, Some(2));
+                apply(req, &mut dev, now(), &mut out).expect("applies");
+                let reply = format_get(&dev, 1, Some(2));
                 assert!(reply.ends_with("errno=0\n\n"));
             }
         }
@@ -1524,7 +1494,6 @@ mod tests {
     #[test]
     fn get_reply_is_byte_for_byte_wireguard_go() {
         let mut dev = Device::with_os_rng(PrivateKey::from_bytes([0x18; 32]));
-        let mut allowed = AllowedIps::new();
         let pa = PublicKey::from_bytes([0xaa; 32]);
         let id = dev.add_peer(pa, PresharedKey::default()).expect("add");
         {
@@ -1536,16 +1505,14 @@ mod tests {
             p.timers.persistent_keepalive_interval = Some(Duration::from_secs(25));
         }
         for (a, c) in [("198.18.5.0", 24), ("2001:db8::", 32), ("198.18.1.0", 24)] {
-            allowed
-                .insert(a.parse().expect("ip"), c, id)
+            dev.add_allowed_ip(id, a.parse().expect("ip"), c)
                 .expect("insert");
         }
         let pb = PublicKey::from_bytes([0xbb; 32]);
         let idb = dev
             .add_peer(pb, PresharedKey::from_bytes([0x01; 32]))
             .expect("add");
-        allowed
-            .insert("2001:db8:1::".parse().expect("ip"), 48, idb)
+        dev.add_allowed_ip(idb, "2001:db8:1::".parse().expect("ip"), 48)
             .expect("insert");
         let clamped_key_hex = format!("{}58", "18".repeat(31));
         let expected = format!(
@@ -1565,15 +1532,15 @@ mod tests {
             "bb".repeat(32),
             "01".repeat(32),
         );
-        assert_eq!(*format_get(&dev, &allowed, 44951, Some(7)), expected);
+        assert_eq!(*format_get(&dev, 44951, Some(7)), expected);
         // No listen_port line for 0, no fwmark line for none or 0.
-        let reply = format_get(&dev, &allowed, 0, Some(0));
+        let reply = format_get(&dev, 0, Some(0));
         assert!(!reply.contains("listen_port=") && !reply.contains("fwmark="));
         // An IPv6 endpoint in brackets.
         dev.peer_mut(idb)
             .expect("peer")
             .set_endpoint(Endpoint::new("[2001:db8::9]:7".parse().expect("addr")));
-        assert!(get(&dev, &allowed).contains("\nendpoint=[2001:db8::9]:7\n"));
+        assert!(get(&dev).contains("\nendpoint=[2001:db8::9]:7\n"));
     }
 
     #[test]
@@ -1581,24 +1548,13 @@ mod tests {
         // wireguard-go answers this `set` with the clamped key in `get` (checked against
         // Debian's wireguard-go 0.0.20220316).
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let sk = format!("18{}", "11".repeat(31));
-        run(
-            &format!("set=1\nprivate_key={sk}\n\n"),
-            &mut dev,
-            &mut allowed,
-        )
-        .expect("set");
-        let reply = get(&dev, &allowed);
+        run(&format!("set=1\nprivate_key={sk}\n\n"), &mut dev).expect("set");
+        let reply = get(&dev);
         assert!(reply.starts_with(&format!("private_key=18{}51\n", "11".repeat(30))));
         // Setting the same key again changes nothing.
         let pk = dev.public_key();
-        run(
-            &format!("set=1\nprivate_key={sk}\n\n"),
-            &mut dev,
-            &mut allowed,
-        )
-        .expect("set");
+        run(&format!("set=1\nprivate_key={sk}\n\n"), &mut dev).expect("set");
         assert_eq!(dev.public_key(), pk);
     }
 
@@ -1631,9 +1587,8 @@ mod tests {
         assert_eq!(parse_set_text(&wire), req);
 
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let mut out = Vec::new();
-        let change = apply(req, &mut dev, &mut allowed, now(), &mut out).expect("apply");
+        let change = apply(req, &mut dev, now(), &mut out).expect("apply");
         assert_eq!(change.listen_port, Some(51820));
         assert_eq!(change.fwmark, Some(Some(0x1234)));
         assert_eq!(change.peers_added.len(), 2);
@@ -1643,7 +1598,7 @@ mod tests {
             && t.endpoint.addr == "198.18.0.1:51820".parse().expect("addr")
             && t.kind == TransmitKind::Initiation));
 
-        let pairs = kv(&format_get(&dev, &allowed, 51820, change.fwmark.flatten()));
+        let pairs = kv(&format_get(&dev, 51820, change.fwmark.flatten()));
         let value = |k: &str| -> Vec<&str> {
             pairs
                 .iter()
@@ -1710,17 +1665,16 @@ mod tests {
         assert!(b.contains(&("allowed_ip".into(), "198.18.2.1/32".into())));
 
         // Applying the same configuration again gives the same reply (peers are re-created).
-        let before = get(&dev, &allowed);
+        let before = get(&dev);
         let mut out = Vec::new();
         apply(
             set_request_from_config(&cfg, true),
             &mut dev,
-            &mut allowed,
             now(),
             &mut out,
         )
         .expect("apply");
-        assert_eq!(get(&dev, &allowed), before);
+        assert_eq!(get(&dev), before);
     }
 
     #[test]
@@ -1758,7 +1712,6 @@ mod tests {
     #[test]
     fn an_error_anywhere_changes_nothing() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let (pa, pb) = (new_key(), new_key());
         run(
             &format!(
@@ -1768,10 +1721,9 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
-        let before = get(&dev, &allowed);
+        let before = get(&dev);
         let own = dev.public_key();
         let sweeping = format!(
             "set=1\nprivate_key={}\nreplace_peers=true\npublic_key={}\nallowed_ip=198.18.1.0/24\n\
@@ -1787,8 +1739,8 @@ mod tests {
             "remove\n\n",
             "",
         ] {
-            assert!(run(&format!("{sweeping}{bad_last}"), &mut dev, &mut allowed).is_err());
-            assert_eq!(get(&dev, &allowed), before);
+            assert!(run(&format!("{sweeping}{bad_last}"), &mut dev).is_err());
+            assert_eq!(get(&dev), before);
             assert_eq!(dev.public_key(), own);
         }
         // A check failure after many valid changes: nothing applied either.
@@ -1809,55 +1761,32 @@ mod tests {
         };
         let mut out = Vec::new();
         assert_eq!(
-            apply_with_limits(
-                parse_set_text(&many),
-                &mut dev,
-                &mut allowed,
-                now(),
-                &mut out,
-                small
-            ),
+            apply_with_limits(parse_set_text(&many), &mut dev, now(), &mut out, small),
             Err(UapiError::TooManyPeers)
         );
-        assert_eq!(get(&dev, &allowed), before);
+        assert_eq!(get(&dev), before);
         let tight = Limits {
             max_peers: 10,
             max_prefixes: 5,
         };
         assert_eq!(
-            apply_with_limits(
-                parse_set_text(&many),
-                &mut dev,
-                &mut allowed,
-                now(),
-                &mut out,
-                tight
-            ),
+            apply_with_limits(parse_set_text(&many), &mut dev, now(), &mut out, tight),
             Err(UapiError::TableFull)
         );
-        assert_eq!(get(&dev, &allowed), before);
+        assert_eq!(get(&dev), before);
         assert!(out.is_empty());
         // Within the limits (A is removed first, so three new peers fit in four), it applies.
         let fits = Limits {
             max_peers: 4,
             max_prefixes: 6,
         };
-        apply_with_limits(
-            parse_set_text(&many),
-            &mut dev,
-            &mut allowed,
-            now(),
-            &mut out,
-            fits,
-        )
-        .expect("fits");
+        apply_with_limits(parse_set_text(&many), &mut dev, now(), &mut out, fits).expect("fits");
         assert_eq!(dev.peer_ids().count(), 4);
     }
 
     #[test]
     fn replace_peers_removes_every_peer_first() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let (pa, pb, pc) = (new_key(), new_key(), new_key());
         run(
             &format!(
@@ -1868,7 +1797,6 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         let (ida, idb) = (id_of(&dev, &pa), id_of(&dev, &pb));
@@ -1880,7 +1808,6 @@ mod tests {
                 pc.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         let mut removed = change.peers_removed.clone();
@@ -1895,19 +1822,18 @@ mod tests {
         let ida = id_of(&dev, &pa);
         // A was re-created: its old PSK and prefix are gone.
         assert!(dev.peer(ida).expect("peer").preshared_key().is_zero());
-        assert_eq!(prefixes(&allowed, ida), ["198.18.2.0/24"]);
-        assert_eq!(allowed.len(), 1);
+        assert_eq!(prefixes(&dev, ida), ["198.18.2.0/24"]);
+        assert_eq!(dev.allowed_ips().len(), 1);
         assert!(dev.peer_by_key(&pc).is_some());
         // replace_peers alone empties the device.
-        run("set=1\nreplace_peers=true\n\n", &mut dev, &mut allowed).expect("set");
+        run("set=1\nreplace_peers=true\n\n", &mut dev).expect("set");
         assert_eq!(dev.peer_ids().count(), 0);
-        assert!(allowed.is_empty());
+        assert!(dev.allowed_ips().is_empty());
     }
 
     #[test]
     fn remove_drops_the_peer_and_ignores_the_rest_of_its_block() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let (pa, pb) = (new_key(), new_key());
         run(
             &format!(
@@ -1917,7 +1843,6 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         let (ida, idb) = (id_of(&dev, &pa), id_of(&dev, &pb));
@@ -1928,21 +1853,19 @@ mod tests {
                 pa.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         assert_eq!(change.peers_removed, vec![ida]);
         assert!(change.peers_added.is_empty());
         assert!(dev.peer_by_key(&pa).is_none());
-        assert!(prefixes(&allowed, ida).is_empty());
+        assert!(prefixes(&dev, ida).is_empty());
         // The line after `remove` did not take B's prefix.
-        assert_eq!(prefixes(&allowed, idb), ["198.18.1.0/24"]);
+        assert_eq!(prefixes(&dev, idb), ["198.18.1.0/24"]);
         // Removing an unknown peer creates nothing (wireguard-go creates and removes it).
         let pc = new_key();
         run(
             &format!("set=1\npublic_key={}\nremove=true\n\n", pc.to_hex()),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         assert!(dev.peer_by_key(&pc).is_none());
@@ -1954,17 +1877,15 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
-        assert_eq!(prefixes(&allowed, id_of(&dev, &pb)), ["198.18.3.0/24"]);
-        assert_eq!(allowed.len(), 1);
+        assert_eq!(prefixes(&dev, id_of(&dev, &pb)), ["198.18.3.0/24"]);
+        assert_eq!(dev.allowed_ips().len(), 1);
     }
 
     #[test]
     fn update_only_never_creates() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let (pa, pb) = (new_key(), new_key());
         run(
             &format!(
@@ -1972,7 +1893,6 @@ mod tests {
                 pa.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         let ida = id_of(&dev, &pa);
@@ -1985,7 +1905,6 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         assert!(dev.peer_by_key(&pb).is_none());
@@ -1994,7 +1913,7 @@ mod tests {
             Some("198.18.0.1:51820".parse().expect("addr"))
         );
         // B's lines did not take A's prefix.
-        assert_eq!(prefixes(&allowed, ida), ["198.18.0.0/24", "198.18.1.0/24"]);
+        assert_eq!(prefixes(&dev, ida), ["198.18.0.0/24", "198.18.1.0/24"]);
         // As in wireguard-go, the unknown peer was created and removed again.
         assert_eq!(change.peers_added.len(), 1);
         assert_eq!(change.peers_added, change.peers_removed);
@@ -2006,17 +1925,15 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         assert!(dev.peer_by_key(&pb).is_none());
-        assert_eq!(prefixes(&allowed, ida), ["198.18.0.0/24"]);
+        assert_eq!(prefixes(&dev, ida), ["198.18.0.0/24"]);
     }
 
     #[test]
     fn allowed_ips_move_between_peers_and_minus_removes_one() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let (pa, pb) = (new_key(), new_key());
         run(
             &format!(
@@ -2026,7 +1943,6 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         let (ida, idb) = (id_of(&dev, &pa), id_of(&dev, &pb));
@@ -2039,11 +1955,10 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
-        assert_eq!(prefixes(&allowed, ida), ["198.18.0.0/24", "198.18.9.0/24"]);
-        assert_eq!(prefixes(&allowed, idb), ["2001:db8::/32"]);
+        assert_eq!(prefixes(&dev, ida), ["198.18.0.0/24", "198.18.9.0/24"]);
+        assert_eq!(prefixes(&dev, idb), ["2001:db8::/32"]);
         // replace_allowed_ips clears only that peer's, then adds.
         run(
             &format!(
@@ -2051,11 +1966,10 @@ mod tests {
                 pa.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
-        assert_eq!(prefixes(&allowed, ida), ["198.18.4.0/22"]);
-        assert_eq!(prefixes(&allowed, idb), ["2001:db8::/32"]);
+        assert_eq!(prefixes(&dev, ida), ["198.18.4.0/22"]);
+        assert_eq!(prefixes(&dev, idb), ["2001:db8::/32"]);
         // In order: an `allowed_ip` before `replace_allowed_ips` is cleared with the rest.
         run(
             &format!(
@@ -2063,17 +1977,18 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
-        assert!(prefixes(&allowed, idb).is_empty());
-        assert_eq!(allowed.lookup("198.18.12.1".parse().expect("ip")), None);
+        assert!(prefixes(&dev, idb).is_empty());
+        assert_eq!(
+            dev.allowed_ips().lookup("198.18.12.1".parse().expect("ip")),
+            None
+        );
     }
 
     #[test]
     fn zero_values_remove() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let pa = new_key();
         let change = run(
             &format!(
@@ -2082,7 +1997,6 @@ mod tests {
                 "42".repeat(32)
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         assert_eq!(change.fwmark, Some(Some(5)));
@@ -2097,7 +2011,6 @@ mod tests {
                 "00".repeat(32)
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         assert_eq!(change.fwmark, Some(None));
@@ -2106,7 +2019,7 @@ mod tests {
         let p = dev.peer(ida).expect("peer");
         assert!(p.preshared_key().is_zero());
         assert_eq!(p.persistent_keepalive(), None);
-        let reply = format_get(&dev, &allowed, 51820, change.fwmark.flatten());
+        let reply = format_get(&dev, 51820, change.fwmark.flatten());
         assert!(reply.starts_with("listen_port=51820\npublic_key="));
         assert!(reply.contains(&format!("preshared_key={}\n", "00".repeat(32))));
         assert!(reply.contains("persistent_keepalive_interval=0\n"));
@@ -2114,23 +2027,20 @@ mod tests {
         run(
             &format!("set=1\nprivate_key={}\n\n", "00".repeat(32)),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         assert!(!dev.has_private_key());
         run(
             &format!("set=1\nprivate_key={}\n\n", "48".repeat(32)),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
-        assert!(get(&dev, &allowed).starts_with(&format!("private_key={}", "48".repeat(32))));
+        assert!(get(&dev).starts_with(&format!("private_key={}", "48".repeat(32))));
     }
 
     #[test]
     fn own_public_key_is_ignored_and_a_clashing_private_key_drops_the_peer() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let own = dev.public_key();
         let change = run(
             &format!(
@@ -2138,12 +2048,11 @@ mod tests {
                 own.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("silently ignored, as wireguard-go and the kernel do");
         assert_eq!(change, InterfaceChange::default());
         assert_eq!(dev.peer_ids().count(), 0);
-        assert!(allowed.is_empty());
+        assert!(dev.allowed_ips().is_empty());
         // A peer whose key becomes the device's own goes, with its prefixes; the peer block
         // for it after the key change is then ignored too.
         let new_sk = PrivateKey::generate(&mut OsRng);
@@ -2157,7 +2066,6 @@ mod tests {
                 other.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         let idc = id_of(&dev, &clash);
@@ -2168,21 +2076,19 @@ mod tests {
                 clash.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         assert_eq!(change.peers_removed, vec![idc]);
         assert!(change.peers_added.is_empty());
         assert_eq!(dev.public_key(), clash);
         assert!(dev.peer_by_key(&clash).is_none());
-        assert_eq!(allowed.len(), 1);
-        assert_eq!(prefixes(&allowed, id_of(&dev, &other)), ["198.18.2.0/24"]);
+        assert_eq!(dev.allowed_ips().len(), 1);
+        assert_eq!(prefixes(&dev, id_of(&dev, &other)), ["198.18.2.0/24"]);
     }
 
     #[test]
     fn keepalive_is_sent_when_turned_on_only() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let pa = new_key();
         let mut out = Vec::new();
         // Keepalive before endpoint in the block: the packet still goes to that endpoint.
@@ -2190,7 +2096,7 @@ mod tests {
             "set=1\npublic_key={}\npersistent_keepalive_interval=25\nendpoint=198.18.0.7:51820\n\n",
             pa.to_hex()
         ));
-        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("set");
+        apply(req, &mut dev, now(), &mut out).expect("set");
         let ida = id_of(&dev, &pa);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].peer, Some(ida));
@@ -2208,7 +2114,7 @@ mod tests {
             "set=1\npublic_key={}\npersistent_keepalive_interval=30\n\n",
             pa.to_hex()
         ));
-        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("set");
+        apply(req, &mut dev, now(), &mut out).expect("set");
         assert!(out.is_empty());
         assert_eq!(
             dev.peer(ida).and_then(|p| p.persistent_keepalive()),
@@ -2219,7 +2125,7 @@ mod tests {
             "set=1\npublic_key={}\npersistent_keepalive_interval=0\n\n",
             pa.to_hex()
         ));
-        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("set");
+        apply(req, &mut dev, now(), &mut out).expect("set");
         assert!(out.is_empty());
         assert_eq!(dev.peer(ida).and_then(|p| p.persistent_keepalive()), None);
         let req = parse_set_text(&format!(
@@ -2230,7 +2136,6 @@ mod tests {
         apply(
             req,
             &mut dev,
-            &mut allowed,
             now().after(Duration::from_secs(10)),
             &mut out,
         )
@@ -2244,18 +2149,16 @@ mod tests {
              persistent_keepalive_interval=0\n\n",
             pb.to_hex()
         ));
-        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("set");
+        apply(req, &mut dev, now(), &mut out).expect("set");
         assert!(out.is_empty());
     }
 
     #[test]
     fn listen_port_and_fwmark_last_value_wins() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let change = run(
             "set=1\nlisten_port=1\nfwmark=2\nlisten_port=0\nfwmark=0\nfwmark=3\n\n",
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         assert_eq!(change.listen_port, Some(0));
@@ -2265,7 +2168,6 @@ mod tests {
     #[test]
     fn sync_request_removes_peers_not_in_the_file() {
         let mut dev = new_dev();
-        let mut allowed = AllowedIps::new();
         let (pa, pb, pc) = (new_key(), new_key(), new_key());
         run(
             &format!(
@@ -2276,7 +2178,6 @@ mod tests {
                 pb.to_hex()
             ),
             &mut dev,
-            &mut allowed,
         )
         .expect("set");
         let ida = id_of(&dev, &pa);
@@ -2292,15 +2193,15 @@ mod tests {
         let req = sync_request_from_config(&cfg, &dev);
         assert!(!req.interface.contains(&InterfaceOp::ReplacePeers));
         let mut out = Vec::new();
-        apply(req, &mut dev, &mut allowed, now(), &mut out).expect("sync");
+        apply(req, &mut dev, now(), &mut out).expect("sync");
         // A kept its slot (and so its sessions), lost its PSK, keepalive and old prefix.
         assert_eq!(dev.peer_by_key(&pa), Some(ida));
         let p = dev.peer(ida).expect("peer");
         assert!(p.preshared_key().is_zero());
         assert_eq!(p.persistent_keepalive(), None);
-        assert_eq!(prefixes(&allowed, ida), ["198.18.5.0/24"]);
+        assert_eq!(prefixes(&dev, ida), ["198.18.5.0/24"]);
         assert!(dev.peer_by_key(&pb).is_none());
         assert!(dev.peer_by_key(&pc).is_some());
-        assert_eq!(allowed.len(), 1);
+        assert_eq!(dev.allowed_ips().len(), 1);
     }
 }

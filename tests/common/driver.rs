@@ -1,7 +1,7 @@
 //! A minimal WireGuard endpoint built on wgd's sans-IO core: one peer, a plain UDP socket, no
 //! TUN. It is the I/O layer (so it may read the real clock); the protocol is all `wgd::proto::device`.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant as StdInstant};
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
 use wgd::proto::device::{Device, Received};
@@ -33,6 +33,14 @@ impl Driver {
     ) -> Driver {
         let mut dev = Device::with_os_rng(private);
         let id = dev.add_peer(peer, psk).expect("add peer");
+        // The only peer gets everything (AllowedIPs = 0.0.0.0/0, ::/0), so the device's
+        // cryptokey source check passes any inner source from it.
+        for any in [
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        ] {
+            dev.add_allowed_ip(id, any, 0).expect("prefix");
+        }
         if let Some(e) = endpoint {
             dev.peer_mut(id)
                 .expect("peer")
