@@ -364,6 +364,52 @@ fn the_device_drops_inner_sources_outside_the_senders_allowed_ips() {
 }
 
 #[test]
+fn tickets_carry_a_batch_from_decryption_to_delivery_in_order() {
+    let mut s = Sim::new(false);
+    s.handshake();
+    for seq in [1, 2, 3] {
+        s.send(S::A, seq);
+    }
+    let mut batch: Vec<Vec<u8>> = s.wire.drain(..).map(|(_, _, d)| d).collect();
+    assert_eq!(batch.len(), 3);
+    // The first datagram twice in one batch: both pass the read-only checks.
+    batch.insert(1, batch[0].clone());
+    let now = s.now;
+    let from = Endpoint::new(A_ADDR.parse().unwrap());
+    let b = &mut s.b.dev;
+    let mut opened = Vec::new();
+    for d in &mut batch {
+        let (ticket, key) = b.receive_key(now, d).unwrap();
+        assert_eq!(ticket.peer, s.b.peer);
+        let plain = ticket.open(key, d).unwrap();
+        opened.push((ticket, plain));
+    }
+    assert_eq!(
+        opened[0].0, opened[1].0,
+        "the duplicate has the same ticket"
+    );
+    // In order under `&mut`: the duplicate is a replay, the rest are delivered.
+    let mut out = vec![];
+    let mut results = vec![];
+    for (d, (ticket, plain)) in batch.iter_mut().zip(&opened).take(3) {
+        results.push(b.receive_opened(now, from, d, *ticket, *plain, &mut out));
+    }
+    assert!(matches!(results[0], Ok(Received::Data { .. })));
+    assert_eq!(
+        results[1],
+        Err(DropReason::Peer(PeerError::Open(OpenError::Replay)))
+    );
+    assert!(matches!(results[2], Ok(Received::Data { .. })));
+    // A ticket that outlived its peer finds nothing.
+    let (ticket, plain) = opened[3];
+    assert!(b.remove_peer(s.b.peer).is_some());
+    assert_eq!(
+        b.receive_opened(now, from, &mut batch[3], ticket, plain, &mut out),
+        Err(DropReason::UnknownIndex)
+    );
+}
+
+#[test]
 fn responder_does_not_send_on_unconfirmed_keypair() {
     let mut s = Sim::new(false);
     // Lose everything A sends after its initiation.

@@ -12,8 +12,7 @@
 use crate::daemon::tun::{GROTable, MAX_SUPER_PACKET, Tun, VIRTIO_NET_HDR_LEN};
 use crate::daemon::udp::Sock;
 use crate::daemon::workers::{MIN_PARALLEL, Workers};
-use crate::proto::device::{Device, DropReason, Received};
-use crate::proto::keypair::open_datagram;
+use crate::proto::device::{Device, DropReason, Received, Ticket};
 use crate::proto::messages;
 use crate::proto::peer::{Endpoint, Transmit};
 use crate::proto::time::Now;
@@ -56,8 +55,9 @@ pub struct RxStats {
 enum Status {
     /// Not a transport message: goes to the handshake path.
     Other,
-    /// Authenticated and decrypted in place: this many plaintext bytes.
-    Opened(usize),
+    /// Authenticated and decrypted in place: this many plaintext bytes, and the ticket that
+    /// finishes it.
+    Opened(Ticket, usize),
     /// Dropped before or by the AEAD.
     Dropped,
     /// Dropped before the AEAD: its counter was already received or is behind the window.
@@ -238,20 +238,22 @@ impl RxBatch {
                             stats.handshake_queue_full += 1;
                         }
                     }
-                    Status::Opened(plain) => match dev.receive_opened(now, from, d, plain, out) {
-                        Ok(Received::Data { offset, len, .. }) => {
-                            if let Some(p) = d.get(offset..offset + len) {
-                                self.tun_out.queue(tun, p, stats);
+                    Status::Opened(ticket, plain) => {
+                        match dev.receive_opened(now, from, d, ticket, plain, out) {
+                            Ok(Received::Data { offset, len, .. }) => {
+                                if let Some(p) = d.get(offset..offset + len) {
+                                    self.tun_out.queue(tun, p, stats);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(DropReason::SourceNotAllowed) => stats.bad_source += 1,
+                            Err(e) => {
+                                stats.dropped += 1;
+                                stats.replayed += u64::from(e.is_replay());
+                                trace!("dropped a datagram from {}: {e}", from.addr);
                             }
                         }
-                        Ok(_) => {}
-                        Err(DropReason::SourceNotAllowed) => stats.bad_source += 1,
-                        Err(e) => {
-                            stats.dropped += 1;
-                            stats.replayed += u64::from(e.is_replay());
-                            trace!("dropped a datagram from {}: {e}", from.addr);
-                        }
-                    },
+                    }
                 }
             }
         }
@@ -269,8 +271,8 @@ fn open_one(dev: &Device, now: Now, d: &mut [u8]) -> Status {
         return Status::Other;
     }
     match dev.receive_key(now, d) {
-        Ok(key) => match open_datagram(key, d) {
-            Ok(n) => Status::Opened(n),
+        Ok((ticket, key)) => match ticket.open(key, d) {
+            Ok(n) => Status::Opened(ticket, n),
             Err(_) => Status::Dropped,
         },
         Err(e) if e.is_replay() => Status::Replayed,

@@ -11,7 +11,7 @@ use crate::proto::index::{IndexTable, PeerId};
 use crate::proto::messages::{self, CookieReply, Initiation, Message, Response};
 use crate::proto::noise::{self, HandshakeError};
 use crate::proto::peer::{
-    Ctx, DataReceived, Endpoint, Peer, PeerError, SendResult, Transmit, TransmitKind,
+    Ctx, DataReceived, Endpoint, Opened, Peer, PeerError, SendResult, Transmit, TransmitKind,
 };
 use crate::proto::ratelimiter::RateLimiter;
 use crate::proto::time::{Instant, Now};
@@ -97,6 +97,28 @@ impl DropReason {
 impl From<HandshakeError> for DropReason {
     fn from(e: HandshakeError) -> Self {
         DropReason::Peer(PeerError::Handshake(e))
+    }
+}
+
+/// What [`Device::receive_key`] read from a transport datagram's header and looked up, carried
+/// through decryption ([`Ticket::open`], possibly on another core) to
+/// [`Device::receive_opened`], so neither parses the header or searches the index table again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    /// The peer whose keypair the receiver index names.
+    pub peer: PeerId,
+    /// The receiver index: that keypair's local index.
+    pub keypair: u32,
+    /// The datagram's counter (inside the replay window when the ticket was issued).
+    pub counter: u64,
+}
+
+impl Ticket {
+    /// Verifies and decrypts the datagram in place with `key` (the key [`Device::receive_key`]
+    /// returned with this ticket); returns the plaintext length (the plaintext is `buf[16..]`).
+    pub fn open(&self, key: &TransportKey, buf: &mut [u8]) -> Result<usize, DropReason> {
+        crate::proto::keypair::open_with_counter(key, self.counter, buf)
+            .map_err(|e| DropReason::Peer(PeerError::from(e)))
     }
 }
 
@@ -546,44 +568,54 @@ impl Device {
         buf: &mut [u8],
         out: &mut Vec<Transmit>,
     ) -> Result<Received, DropReason> {
-        let key = self.receive_key(now, buf)?;
-        let plain_len = crate::proto::keypair::open_datagram(key, buf).map_err(PeerError::from)?;
-        self.receive_opened(now, from, buf, plain_len, out)
+        let (ticket, key) = self.receive_key(now, buf)?;
+        let plain_len = ticket.open(key, buf)?;
+        self.receive_opened(now, from, buf, ticket, plain_len, out)
     }
 
     /// For a transport datagram: the checks before decryption that need no `&mut` (known
-    /// receiver index, keypair usable, counter inside the replay window), and the key that opens
-    /// it. With [`crate::proto::keypair::open_datagram`] and [`Device::receive_opened`] this is
-    /// [`Device::receive`] split so the AEAD of a batch can run on several cores.
-    pub fn receive_key(&self, now: Now, buf: &[u8]) -> Result<&TransportKey, DropReason> {
+    /// receiver index, keypair usable, counter inside the replay window), the ticket that
+    /// carries what they learned from the header, and the key that opens it. With
+    /// [`Ticket::open`] and [`Device::receive_opened`] this is [`Device::receive`] split so the
+    /// AEAD of a batch can run on several cores; the header is parsed and the index looked up
+    /// once, here (the kernel carries the keypair in the packet's control block likewise).
+    pub fn receive_key(&self, now: Now, buf: &[u8]) -> Result<(Ticket, &TransportKey), DropReason> {
         let header = messages::TransportHeader::parse(buf)?;
         let id = self
             .index
             .get(header.receiver)
             .ok_or(DropReason::UnknownIndex)?;
         let peer = self.peer(id).ok_or(DropReason::UnknownIndex)?;
-        Ok(peer.receive_key(now, buf)?)
+        let key = peer.receive_key(now, header.receiver, header.counter, buf.len())?;
+        let ticket = Ticket {
+            peer: id,
+            keypair: header.receiver,
+            counter: header.counter,
+        };
+        Ok((ticket, key))
     }
 
     /// The rest of receiving a transport datagram that authenticated and was decrypted in place
-    /// (`plain_len` plaintext bytes at `buf[16..]`): replay window, roaming, timers, and the
-    /// AllowedIPs check of the inner source ([`DropReason::SourceNotAllowed`]).
+    /// ([`Ticket::open`]): replay window, roaming, timers, and the AllowedIPs check of the inner
+    /// source ([`DropReason::SourceNotAllowed`]).
     pub fn receive_opened(
         &mut self,
         now: Now,
         from: Endpoint,
         buf: &mut [u8],
+        ticket: Ticket,
         plain_len: usize,
         out: &mut Vec<Transmit>,
     ) -> Result<Received, DropReason> {
-        let header = messages::TransportHeader::parse(buf)?;
-        let id = self
-            .index
-            .get(header.receiver)
-            .ok_or(DropReason::UnknownIndex)?;
+        let id = ticket.peer;
+        let opened = Opened {
+            keypair: ticket.keypair,
+            counter: ticket.counter,
+            plain_len,
+        };
         let r = self
             .with_peer(id, |p, ctx| {
-                p.receive_opened(ctx, now, from, buf, plain_len, out)
+                p.receive_opened(ctx, now, from, buf, opened, out)
             })
             .ok_or(DropReason::UnknownIndex)??;
         Ok(match r {

@@ -200,16 +200,22 @@ impl Keypair {
     /// counter is inside the replay window. Returns the counter.
     pub fn check_receive(&self, now: Instant, buf: &[u8]) -> Result<u64, OpenError> {
         let header = TransportHeader::parse(buf).map_err(|_| OpenError::Malformed)?;
-        if buf.len() < TRANSPORT_MIN_LEN {
+        self.check_counter(now, header.counter, buf.len())?;
+        Ok(header.counter)
+    }
+
+    /// [`Keypair::check_receive`] for a datagram of `len` bytes whose header was already read.
+    pub fn check_counter(&self, now: Instant, counter: u64, len: usize) -> Result<(), OpenError> {
+        if len < TRANSPORT_MIN_LEN {
             return Err(OpenError::Malformed);
         }
         if !self.can_receive(now) {
             return Err(OpenError::Expired);
         }
-        if !self.replay.check(header.counter) {
+        if !self.replay.check(counter) {
             return Err(OpenError::Replay);
         }
-        Ok(header.counter)
+        Ok(())
     }
 
     /// After a datagram under `counter` authenticated: marks the counter as seen. False if it
@@ -278,6 +284,16 @@ pub fn seal_prepared(key: &TransportKey, dgram: &mut [u8]) {
 /// window is the caller's (see [`Keypair::check_receive`] and [`Keypair::accept_counter`]).
 pub fn open_datagram(key: &TransportKey, dgram: &mut [u8]) -> Result<usize, OpenError> {
     let header = TransportHeader::parse(dgram).map_err(|_| OpenError::Malformed)?;
+    open_with_counter(key, header.counter, dgram)
+}
+
+/// [`open_datagram`] under `counter`, read from the header earlier (the receive path's ticket),
+/// so the header is not parsed again.
+pub fn open_with_counter(
+    key: &TransportKey,
+    counter: u64,
+    dgram: &mut [u8],
+) -> Result<usize, OpenError> {
     let body_len = dgram
         .len()
         .checked_sub(TRANSPORT_MIN_LEN)
@@ -287,8 +303,7 @@ pub fn open_datagram(key: &TransportKey, dgram: &mut [u8]) -> Result<usize, Open
         .ok_or(OpenError::Malformed)?;
     let (data, tag) = body.split_at_mut(body_len);
     let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| OpenError::Malformed)?;
-    key.open(header.counter, data, tag)
-        .map_err(|_| OpenError::Auth)?;
+    key.open(counter, data, tag).map_err(|_| OpenError::Auth)?;
     Ok(body_len)
 }
 

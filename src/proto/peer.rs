@@ -98,6 +98,18 @@ pub enum SendResult {
     BufferTooSmall,
 }
 
+/// A transport datagram that authenticated and was decrypted in place: what
+/// [`Peer::receive_opened`] needs, read from its header once, before decryption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// The receiver index: the local index of the keypair that opened it.
+    pub keypair: u32,
+    /// Its counter (checked against the replay window before decryption, recorded after).
+    pub counter: u64,
+    /// Plaintext bytes at `buf[16..]` (0 for a keepalive).
+    pub plain_len: usize,
+}
+
 /// Result of a transport packet accepted by [`Peer::receive_data`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataReceived {
@@ -520,12 +532,18 @@ impl Peer {
     /// The checks before decrypting a transport datagram that need no `&mut` (known keypair,
     /// not expired, counter inside the replay window); returns the key that opens it. Crypto
     /// workers call this through a shared `&Device`.
-    pub fn receive_key(&self, now: Now, buf: &[u8]) -> Result<&TransportKey, PeerError> {
-        let header = TransportHeader::parse(buf).map_err(|_| OpenError::Malformed)?;
-        let kp = self
-            .slot_for(header.receiver)
-            .ok_or(PeerError::UnknownIndex)?;
-        kp.check_receive(now.mono, buf)?;
+    ///
+    /// `keypair` (the receiver index) and `counter` come from the datagram's header, read once
+    /// by the caller; `len` is the datagram's length.
+    pub fn receive_key(
+        &self,
+        now: Now,
+        keypair: u32,
+        counter: u64,
+        len: usize,
+    ) -> Result<&TransportKey, PeerError> {
+        let kp = self.slot_for(keypair).ok_or(PeerError::UnknownIndex)?;
+        kp.check_counter(now.mono, counter, len)?;
         Ok(kp.recv_key())
     }
 
@@ -539,39 +557,48 @@ impl Peer {
         buf: &mut [u8],
         out: &mut Vec<Transmit>,
     ) -> Result<DataReceived, PeerError> {
-        let key = self.receive_key(now, buf)?;
-        let plain_len = keypair::open_datagram(key, buf)?;
-        self.receive_opened(ctx, now, from, buf, plain_len, out)
+        let header = TransportHeader::parse(buf).map_err(|_| OpenError::Malformed)?;
+        let key = self.receive_key(now, header.receiver, header.counter, buf.len())?;
+        let plain_len = keypair::open_with_counter(key, header.counter, buf)?;
+        let opened = Opened {
+            keypair: header.receiver,
+            counter: header.counter,
+            plain_len,
+        };
+        self.receive_opened(ctx, now, from, buf, opened, out)
     }
 
     /// The rest of receiving once the datagram authenticated and was decrypted in place
-    /// (`plain_len` bytes at `buf[16..]`): replay window update, roaming, key rotation, timers,
-    /// and the inner packet's length and source.
+    /// (`opened.plain_len` bytes at `buf[16..]`): replay window update, roaming, key rotation,
+    /// timers, and the inner packet's length and source. The keypair is found again by its
+    /// local index among this peer's three slots (an earlier datagram of the batch may have
+    /// rotated it from next to current), without parsing the header again.
     pub fn receive_opened(
         &mut self,
         ctx: &mut Ctx<'_>,
         now: Now,
         from: Endpoint,
         buf: &mut [u8],
-        plain_len: usize,
+        opened: Opened,
         out: &mut Vec<Transmit>,
     ) -> Result<DataReceived, PeerError> {
-        let header = TransportHeader::parse(buf).map_err(|_| OpenError::Malformed)?;
+        let Opened {
+            keypair,
+            counter,
+            plain_len,
+        } = opened;
         let kp = [&mut self.current, &mut self.next, &mut self.previous]
             .into_iter()
             .flatten()
-            .find(|k| k.local_index == header.receiver)
+            .find(|k| k.local_index == keypair)
             .ok_or(PeerError::UnknownIndex)?;
-        if !kp.accept_counter(header.counter) {
+        if !kp.accept_counter(counter) {
             return Err(OpenError::Replay.into());
         }
         // Authenticated and not a replay: the peer may roam here.
         self.endpoint = Some(from);
         self.stats.rx_bytes += buf.len() as u64;
-        let was_next = self
-            .next
-            .as_ref()
-            .is_some_and(|k| k.local_index == header.receiver);
+        let was_next = self.next.as_ref().is_some_and(|k| k.local_index == keypair);
         if was_next {
             // wg_noise_received_with_keypair: next → current → previous.
             let next = self.next.take();
