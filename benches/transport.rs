@@ -2,7 +2,7 @@
 //! packets of 64, 1420 and 8192 bytes through wgd's `Keypair::seal_batch`/`open_batch`, beside
 //! the bare AEAD on the same bytes in the same run:
 //! - `wgd`: `Keypair` (header, padding, counters, replay window, tag placement) + the AEAD;
-//! - `aead`: `wgd::crypto::aead::TransportKey` alone, the AEAD `Keypair` uses;
+//! - `aead`: `wgd::crypto::TransportKey` alone, the AEAD `Keypair` uses;
 //! - `crate`: the `chacha20poly1305` crate's `ChaCha20Poly1305` (what wgd used before).
 //!
 //! Throughput is payload bytes (the AEAD's plaintext; headers and tags are not counted). The
@@ -26,10 +26,10 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 use std::time::Duration;
 use wgd::crypto::SecretBytes;
-use wgd::crypto::aead::TransportKey;
-use wgd::proto::keypair::{Keypair, OpenError};
+use wgd::crypto::TransportKey;
+use wgd::proto::Instant;
 use wgd::proto::noise::SessionKeys;
-use wgd::proto::time::Instant;
+use wgd::proto::{Keypair, OpenError};
 
 const SIZES: [usize; 3] = [64, 1420, 8192];
 const BATCHES: [usize; 4] = [1, 8, 32, 64];

@@ -16,11 +16,20 @@
 //! - [`wgquick`]: the `wg-quick` steps run around a device: addresses, routes, DNS, hooks,
 //!   SaveConfig. Imports [`conf`] and [`daemon`]'s TUN helpers.
 //!
-//! See `docs/architecture.md` for the path of a packet through these modules.
+//! The folders are the modules of the API and each re-exports what it offers; of their files
+//! only self-contained building blocks are public modules (wire formats, constants, the
+//! handshake, cookies, the AllowedIPs table, keys, the UAPI socket, privilege drop). The types
+//! most programs need are also at the crate root. `examples/` shows them
+//! in use. See `docs/architecture.md` for the path of a packet through these modules.
 
 pub mod conf;
 pub mod crypto;
 pub mod daemon;
 pub mod proto;
 pub mod uapi;
-pub mod wgquick;
+pub(crate) mod wgquick;
+
+pub use conf::Config;
+pub use crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+pub use proto::{Device, DropReason, Endpoint, Instant, Now, PeerId, Received, Transmit};
+pub use uapi::{Request, SetRequest};

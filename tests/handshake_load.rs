@@ -8,15 +8,15 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use wgd::proto::Now;
+use wgd::proto::PeerId;
 use wgd::proto::constants::{REKEY_TIMEOUT, UNDER_LOAD_QUEUE_THRESHOLD};
 use wgd::proto::cookie::CookieJar;
-use wgd::proto::device::{Device, DropReason, Received};
-use wgd::proto::index::PeerId;
 use wgd::proto::messages::{CookieReply, INITIATION_LEN, Initiation};
 use wgd::proto::noise::{Handshake, HandshakeError};
-use wgd::proto::peer::{Endpoint, PeerError, Transmit, TransmitKind};
-use wgd::proto::ratelimiter::{MAX_ENTRIES, PACKETS_BURSTABLE, PACKETS_PER_SECOND};
-use wgd::proto::time::Now;
+use wgd::proto::ratelimits::{MAX_ENTRIES, PACKETS_BURSTABLE, PACKETS_PER_SECOND};
+use wgd::proto::{Device, DropReason, Received};
+use wgd::proto::{Endpoint, PeerError, Transmit, TransmitKind};
 
 const B_ADDR: &str = "198.18.0.2:51820";
 

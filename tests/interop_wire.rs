@@ -128,7 +128,7 @@ fn case(name: &str, we_initiate: bool, psk: bool, v6_underlay: bool) {
     assert_eq!(replies.len(), 2);
     let initiations = sent
         .iter()
-        .filter(|k| **k == wgd::proto::peer::TransmitKind::Initiation)
+        .filter(|k| **k == wgd::proto::TransmitKind::Initiation)
         .count();
     assert_eq!(initiations, usize::from(we_initiate));
     // wireguard-go saw the same session.

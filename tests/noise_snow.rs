@@ -17,14 +17,14 @@ use snow::params::NoiseParams;
 use snow::{Builder, HandshakeState, StatelessTransportState, TransportState};
 use std::time::Duration;
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use wgd::proto::Tai64n;
 use wgd::proto::constants::DEFAULT_MTU;
-use wgd::proto::keypair::{Keypair, OpenError};
 use wgd::proto::messages::{Initiation, Response, TransportHeader};
 use wgd::proto::noise::{
     CONSTRUCTION, Handshake, HandshakeError, IDENTIFIER, SessionKeys, start_consume_initiation,
 };
-use wgd::proto::tai64n::Tai64n;
-use wgd::proto::time::{Instant, Now};
+use wgd::proto::{Instant, Now};
+use wgd::proto::{Keypair, OpenError};
 
 /// Written out here rather than taken from wgd, so that a wrong constant in wgd cannot agree with
 /// itself.

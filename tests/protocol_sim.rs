@@ -11,13 +11,13 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use wgd::crypto::keys::{PresharedKey, PrivateKey};
+use wgd::proto::PeerId;
 use wgd::proto::constants::*;
-use wgd::proto::device::{Device, DropReason, Received};
-use wgd::proto::index::PeerId;
-use wgd::proto::keypair::{Keypair, OpenError};
 use wgd::proto::noise::HandshakeError;
-use wgd::proto::peer::{Endpoint, PeerError, SendResult, Transmit, TransmitKind};
-use wgd::proto::time::{Instant, Now};
+use wgd::proto::{Device, DropReason, Received};
+use wgd::proto::{Endpoint, PeerError, SendResult, Transmit, TransmitKind};
+use wgd::proto::{Instant, Now};
+use wgd::proto::{Keypair, OpenError};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum S {
@@ -359,7 +359,7 @@ fn the_device_drops_inner_sources_outside_the_senders_allowed_ips() {
     assert_eq!(
         s.b.dev
             .add_allowed_ip(other, "198.19.1.0".parse().unwrap(), 24),
-        Err(wgd::proto::device::PeerConfigError::NoSuchPeer)
+        Err(wgd::proto::PeerConfigError::NoSuchPeer)
     );
 }
 

@@ -21,15 +21,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use wgd::proto::Keypair;
+use wgd::proto::Now;
 use wgd::proto::allowedips::AllowedIps;
 use wgd::proto::constants::{
     DEFAULT_MTU, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_QUEUE_THRESHOLD,
 };
-use wgd::proto::device::{Device, Received};
-use wgd::proto::index::{IndexTable, PeerId};
-use wgd::proto::keypair::Keypair;
-use wgd::proto::peer::{Endpoint, SendResult, Transmit, TransmitKind};
-use wgd::proto::time::Now;
+use wgd::proto::{Device, Received};
+use wgd::proto::{Endpoint, SendResult, Transmit, TransmitKind};
+use wgd::proto::{IndexTable, PeerId};
 
 // ---------------------------------------------------------------------------------------------
 // A global allocator that counts live heap bytes.
@@ -227,7 +227,7 @@ fn memory_per_peer_with_10k_peers() {
         "scale: {PEERS} peers: {per_peer:.0} heap bytes/peer (Device + AllowedIPs), of which \
          AllowedIPs {table_per_peer:.0}; size_of::<Peer>() = {} bytes (Keypair {}); built in \
          {build_time:?}",
-        std::mem::size_of::<wgd::proto::peer::Peer>(),
+        std::mem::size_of::<wgd::proto::Peer>(),
         std::mem::size_of::<Keypair>()
     );
     assert_eq!(dev.peer_ids().count(), PEERS);

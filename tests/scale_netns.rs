@@ -29,11 +29,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
-use wgd::proto::device::{Device, Received};
-use wgd::proto::index::PeerId;
-use wgd::proto::keypair::Keypair;
-use wgd::proto::peer::{Endpoint, SendResult, Transmit};
-use wgd::proto::time::Now;
+use wgd::proto::Keypair;
+use wgd::proto::Now;
+use wgd::proto::PeerId;
+use wgd::proto::{Device, Received};
+use wgd::proto::{Endpoint, SendResult, Transmit};
 
 const PEERS: usize = 10_000;
 const INITIATORS: usize = 1_000;

@@ -18,15 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wgd::conf::{Config, InterfaceConfig, PeerConfig};
 use wgd::crypto::SecretBytes;
-use wgd::crypto::aead::TransportKey;
+use wgd::crypto::TransportKey;
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey, clamp};
+use wgd::proto::Keypair;
 use wgd::proto::constants::DEFAULT_MTU;
 use wgd::proto::cookie::{CookieChecker, CookieJar};
-use wgd::proto::device::{Device, Received};
-use wgd::proto::keypair::Keypair;
 use wgd::proto::noise::{Handshake, SessionKeys};
-use wgd::proto::peer::{Endpoint, Peer, SendResult};
-use wgd::proto::time::{Instant, Now};
+use wgd::proto::{Device, Received};
+use wgd::proto::{Endpoint, Peer, SendResult};
+use wgd::proto::{Instant, Now};
 use wgd::uapi::{self, Request};
 
 /// Distinct, recognisable key bytes (clamped, so a device stores them unchanged).

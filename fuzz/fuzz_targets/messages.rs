@@ -13,7 +13,7 @@ use wgd::proto::messages::{
     self, CookieReply, Initiation, Message, PADDING_MULTIPLE, Response, TRANSPORT_HEADER_LEN,
     TRANSPORT_MIN_LEN, TransportHeader,
 };
-use wgd::proto::peer::inner_packet;
+use wgd::proto::inner_packet;
 
 fuzz_target!(|data: &[u8]| {
     let ty = messages::message_type(data);

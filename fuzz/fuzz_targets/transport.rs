@@ -21,10 +21,10 @@
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 use wgd::proto::allowedips::packet_src;
-use wgd::proto::device::{DropReason, Received};
+use wgd::proto::{DropReason, Received};
 use wgd::proto::messages::{TRANSPORT_MIN_LEN, TYPE_TRANSPORT};
-use wgd::proto::peer::{Endpoint, inner_packet};
-use wgd::proto::time::Now;
+use wgd::proto::{Endpoint, inner_packet};
+use wgd::proto::Now;
 use wgd_fuzz::{A_ADDR, Chunks, Session, in_a_prefixes};
 
 /// Delivers `dgram` to B and checks what comes out against the plaintext A sealed, if known.

@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
-use wgd::proto::device::Device;
+use wgd::proto::Device;
 use wgd::uapi::{self, Request};
 use wgd_fuzz::{A_PREFIX_V4, A_PREFIX_V6, device_b, rng, start};
 

@@ -14,13 +14,13 @@ use std::time::Duration;
 use wgd::proto::cookie::LABEL_MAC1;
 use wgd::crypto;
 use wgd::crypto::MAC_LEN;
-use wgd::proto::device::{Device, Received};
-use wgd::proto::index::PeerId;
-use wgd::proto::keypair::Keypair;
+use wgd::proto::{Device, Received};
+use wgd::proto::PeerId;
+use wgd::proto::Keypair;
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
 use wgd::proto::messages::Initiation;
-use wgd::proto::peer::{Endpoint, SendResult, Transmit, TransmitKind};
-use wgd::proto::time::Now;
+use wgd::proto::{Endpoint, SendResult, Transmit, TransmitKind};
+use wgd::proto::Now;
 
 /// Address of device A (the initiator).
 pub const A_ADDR: SocketAddr =

@@ -1,8 +1,9 @@
 //! Cryptography: the primitives, the transport AEAD, keys and the random source.
 
-pub mod aead;
+pub(crate) mod aead;
 pub mod keys;
 mod primitives;
-pub mod rng;
+pub(crate) mod rng;
 
+pub use aead::TransportKey;
 pub use primitives::*;

@@ -9,11 +9,11 @@
 //! (coalesced). Handshake messages wait in a bounded queue consumed with a time budget.
 
 pub mod privdrop;
-pub mod receive;
-pub mod send;
-pub mod tun;
-pub mod udp;
-pub mod workers;
+pub(crate) mod receive;
+pub(crate) mod send;
+pub(crate) mod tun;
+pub(crate) mod udp;
+pub(crate) mod workers;
 
 use crate::conf::Config;
 use crate::crypto::rng::BufferedOsRng;

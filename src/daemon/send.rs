@@ -203,16 +203,6 @@ impl TxBatch {
         }
     }
 
-    /// Packets waiting in the batch.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True if no packet waits.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Grows every slot for inner packets up to `mtu` bytes (allocates; only when the
     /// interface's MTU was raised).
     fn grow(&mut self, mtu: usize) {

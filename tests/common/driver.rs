@@ -1,14 +1,14 @@
 //! A minimal WireGuard endpoint built on wgd's sans-IO core: one peer, a plain UDP socket, no
-//! TUN. It is the I/O layer (so it may read the real clock); the protocol is all `wgd::proto::device`.
+//! TUN. It is the I/O layer (so it may read the real clock); the protocol is all `wgd::proto::Device`.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant as StdInstant};
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
-use wgd::proto::device::{Device, Received};
-use wgd::proto::index::PeerId;
-use wgd::proto::keypair::Keypair;
-use wgd::proto::peer::{Endpoint, SendResult, Transmit};
-use wgd::proto::time::Now;
+use wgd::proto::Keypair;
+use wgd::proto::Now;
+use wgd::proto::PeerId;
+use wgd::proto::{Device, Received};
+use wgd::proto::{Endpoint, SendResult, Transmit};
 
 /// One wgd device with one peer on a UDP socket.
 pub struct Driver {
@@ -19,7 +19,7 @@ pub struct Driver {
     sock: UdpSocket,
     clock: wgd::daemon::Clock,
     /// Datagrams sent, by kind, for assertions.
-    pub sent: Vec<wgd::proto::peer::TransmitKind>,
+    pub sent: Vec<wgd::proto::TransmitKind>,
 }
 
 impl Driver {
@@ -81,7 +81,7 @@ impl Driver {
             .send(self.peer, now, &mut buf, pkt.len(), &mut out)
             .expect("peer exists");
         if let SendResult::Sealed { len, endpoint } = r {
-            self.sent.push(wgd::proto::peer::TransmitKind::Data);
+            self.sent.push(wgd::proto::TransmitKind::Data);
             self.sock
                 .send_to(&buf[..len], endpoint.addr)
                 .unwrap_or_else(|e| panic!("send_to {}: {e}", endpoint.addr));
