@@ -44,6 +44,9 @@ mod parse;
 mod values;
 mod write;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::{ConfigError, LineProblem, ValueProblem};
 pub use model::{Config, Dialect, InterfaceConfig, PeerConfig};
 pub use parse::{MAX_CONFIG_LEN, MAX_LINE_LEN};
