@@ -28,7 +28,7 @@
 //! callers name it `crate::conf::X` whatever file it lives in:
 //!
 //! - `values.rs`: the value types the rest of wgd shares ([`AllowedIp`], [`EndpointSpec`],
-//!   [`Table`]) with their parsing, display and errors;
+//!   [`Table`]) with their parsing, display and errors, and [`check_interface_name`];
 //! - `model.rs`: the configuration itself ([`Config`], [`InterfaceConfig`], [`PeerConfig`]) and
 //!   the [`Dialect`] it is read in;
 //! - `error.rs`: [`ConfigError`] and what it carries, and the helpers that keep secrets out of
@@ -50,4 +50,7 @@ mod tests;
 pub use error::{ConfigError, LineProblem, ValueProblem};
 pub use model::{Config, Dialect, InterfaceConfig, PeerConfig};
 pub use parse::{MAX_CONFIG_LEN, MAX_LINE_LEN};
-pub use values::{AllowedIp, AllowedIpError, EndpointError, EndpointSpec, Table, TableError};
+pub use values::{
+    AllowedIp, AllowedIpError, EndpointError, EndpointSpec, InterfaceNameError, Table, TableError,
+    check_interface_name,
+};

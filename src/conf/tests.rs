@@ -1170,3 +1170,95 @@ fn other_warnings() {
         )
     );
 }
+
+// ---- interface names ---------------------------------------------------------------------
+
+#[test]
+fn interface_names_follow_wg_quick() {
+    for good in [
+        "wg0",
+        "a",
+        "abcdefghijklmno", // 15 bytes, the most
+        "wgx01ab3-0",      // as tests/common/netns.rs makes them
+        "A-Z_a=z+0.9",
+        "...",
+        "wg.0",
+        "-",
+    ] {
+        assert_eq!(check_interface_name(good), Ok(()), "{good:?}");
+    }
+
+    assert_eq!(check_interface_name(""), Err(InterfaceNameError::Empty));
+    for (long, len) in [
+        ("abcdefghijklmnop", 16),
+        ("a-name-that-is-too-long", 23),
+        ("../../etc/passwd", 16),
+        ("éééééééé", 16), // 8 characters, but 16 bytes
+    ] {
+        assert_eq!(
+            check_interface_name(long),
+            Err(InterfaceNameError::TooLong {
+                name: long.to_owned(),
+                len
+            }),
+            "{long:?}"
+        );
+    }
+    for dots in [".", ".."] {
+        assert_eq!(
+            check_interface_name(dots),
+            Err(InterfaceNameError::Dots(dots.to_owned()))
+        );
+    }
+    for (bad, ch) in [
+        ("wg/0", '/'),
+        ("../x", '/'),
+        ("wg 0", ' '),
+        ("wg\t0", '\t'),
+        ("wg\n0", '\n'),
+        ("wg\0x", '\0'),
+        ("wg%d", '%'),
+        ("wg:0", ':'),
+        ("wg@home", '@'),
+        ("wg*", '*'),
+        ("wgé", 'é'),
+    ] {
+        assert_eq!(
+            check_interface_name(bad),
+            Err(InterfaceNameError::BadChar {
+                name: bad.to_owned(),
+                ch
+            }),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn interface_name_errors_say_what_is_wrong() {
+    let msg = |name: &str| check_interface_name(name).unwrap_err().to_string();
+    assert_eq!(
+        msg(""),
+        "invalid interface name \"\": 1 to 15 characters of A-Z a-z 0-9 _ = + . -"
+    );
+    assert_eq!(
+        msg("a-name-that-is-too-long"),
+        "invalid interface name \"a-name-that-is-too-long\": 23 bytes, more than 15"
+    );
+    assert_eq!(
+        msg(".."),
+        "invalid interface name \"..\": `.' and `..' are not interface names"
+    );
+    assert_eq!(
+        msg("wg 0"),
+        "invalid interface name \"wg 0\": ' ' is not allowed (only A-Z a-z 0-9 _ = + . -)"
+    );
+    // Control characters are escaped, and a long name is quoted only in part.
+    assert_eq!(
+        msg("wg\n0"),
+        "invalid interface name \"wg\\n0\": '\\n' is not allowed (only A-Z a-z 0-9 _ = + . -)"
+    );
+    let m = msg(&"x".repeat(10_000));
+    assert!(m.len() < 150, "{m}");
+    assert!(m.contains("...") && m.contains("10000 bytes"), "{m}");
+}

@@ -1,7 +1,7 @@
 //! The value types shared by the configuration model and the rest of wgd: IP prefixes
 //! ([`AllowedIp`]), peer endpoints ([`EndpointSpec`]) and wg-quick routing tables ([`Table`]),
 //! each with its `FromStr` (the configuration syntax), `Display` (the same syntax back) and
-//! error type.
+//! error type; and the one rule for interface names, [`check_interface_name`].
 
 use super::error::shown;
 use std::fmt;
@@ -332,6 +332,74 @@ impl fmt::Display for Table {
             Table::Id(n) => write!(f, "{n}"),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interface names
+// ---------------------------------------------------------------------------------------------
+
+/// The longest interface name in bytes: the kernel's `IFNAMSIZ` (16) less the terminating NUL.
+const MAX_INTERFACE_NAME_LEN: usize = 15;
+
+/// An interface name that [`check_interface_name`] refuses. Every message starts with
+/// `invalid interface name` and quotes the name (escaped, at most 64 characters of it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InterfaceNameError {
+    /// The empty string.
+    #[error("invalid interface name \"\": 1 to 15 characters of A-Z a-z 0-9 _ = + . -")]
+    Empty,
+    /// Longer than 15 bytes.
+    #[error("invalid interface name {name:?}: {len} bytes, more than 15")]
+    TooLong {
+        /// The name as given (shortened).
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// `.` or `..`, which the kernel refuses as interface names.
+    #[error("invalid interface name {0:?}: `.' and `..' are not interface names")]
+    Dots(String),
+    /// A character outside `A-Z a-z 0-9 _ = + . -`.
+    #[error("invalid interface name {name:?}: {ch:?} is not allowed (only A-Z a-z 0-9 _ = + . -)")]
+    BadChar {
+        /// The name as given (shortened).
+        name: String,
+        /// The first character not allowed.
+        ch: char,
+    },
+}
+
+/// Checks an interface name given on the command line or taken from a configuration file's
+/// name (`wgd up`, `wgd IFACE`, `wgd show`, `wgd down`): 1 to 15 bytes, each one of
+/// `A-Z a-z 0-9 _ = + . -`, and not `.` or `..`.
+///
+/// The character set and length are `wg-quick`'s rule (`[a-zA-Z0-9_=+.-]{1,15}`), chosen so
+/// that wgd accepts exactly the names `wg-quick up NAME` does; `.` and `..` are refused on top
+/// of it, as the kernel refuses them. The rule is stricter than the kernel's own (which takes
+/// any bytes but `/`, `:`, whitespace and NUL): it also keeps `%` (which the kernel would
+/// expand to a number) out, and makes every name safe as the file name of its UAPI socket,
+/// `/var/run/wireguard/NAME.sock`.
+pub fn check_interface_name(name: &str) -> Result<(), InterfaceNameError> {
+    if name.is_empty() {
+        return Err(InterfaceNameError::Empty);
+    }
+    if name.len() > MAX_INTERFACE_NAME_LEN {
+        return Err(InterfaceNameError::TooLong {
+            name: shown(name),
+            len: name.len(),
+        });
+    }
+    if name == "." || name == ".." {
+        return Err(InterfaceNameError::Dots(name.to_owned()));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_=+.-".contains(c);
+    if let Some(ch) = name.chars().find(|&c| !allowed(c)) {
+        return Err(InterfaceNameError::BadChar {
+            name: shown(name),
+            ch,
+        });
+    }
+    Ok(())
 }
 
 /// Parses a non-empty string of ASCII digits (no sign, no spaces).
