@@ -7,7 +7,8 @@
 # fails the check.
 #
 # Best effort, by design: grep + awk, no parser. Test modules are skipped by brace counting
-# from a `#[cfg(test)]` line; braces inside strings can fool it (none do today).
+# from a `#[cfg(test)]` line; braces inside strings can fool it (none do today). A test module
+# in a file of its own (`#[cfg(test)]` then `mod tests;`) is skipped as a whole file.
 #
 # Allowlist lines:   FILE<TAB>CODE<TAB>REASON   (tab-separated; '#' starts a comment line)
 #   FILE   path from the repository root (src/...)
@@ -23,8 +24,34 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ALLOW=scripts/panic-allowlist.txt
 
-sites() {
+# The files of test-only modules declared out of line: `#[cfg(test)]` (other attributes may
+# follow) then `mod NAME;`. For a declaration in src/a/mod.rs (or lib.rs, main.rs) that is
+# src/a/NAME.rs or src/a/NAME/mod.rs; in src/a/b.rs, src/a/b/NAME.rs or src/a/b/NAME/mod.rs.
+test_files() {
     find src -name '*.rs' -print0 | sort -z | xargs -0 awk '
+        FNR == 1 { pending = 0 }
+        {
+            if ($0 ~ /^[ \t]*#\[cfg\(test\)\]/) { pending = 1; next }
+            if (pending && $0 ~ /^[ \t]*#\[/) next
+            if (pending && $0 ~ /^[ \t]*(pub(\([a-z]+\))? )?mod [A-Za-z0-9_]+;/) {
+                name = $0
+                sub(/^[ \t]*(pub(\([a-z]+\))? )?mod /, "", name)
+                sub(/;.*$/, "", name)
+                dir = FILENAME; sub(/\/[^\/]*$/, "", dir)
+                base = FILENAME; sub(/^.*\//, "", base)
+                if (base != "mod.rs" && base != "lib.rs" && base != "main.rs") {
+                    sub(/\.rs$/, "", base)
+                    dir = dir "/" base
+                }
+                print dir "/" name ".rs"
+                print dir "/" name "/mod.rs"
+            }
+            pending = 0
+        }'
+}
+
+sites() {
+    find src -name '*.rs' | sort | grep -vxF -f <(test_files) | tr '\n' '\0' | xargs -0 awk '
         FNR == 1 { skipping = 0; pending = 0; depth = 0 }
         {
             line = $0

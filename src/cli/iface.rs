@@ -2,7 +2,7 @@
 //! interface and its UAPI socket with no configuration (`wg setconf` follows), and unless asked
 //! to stay in the foreground, detaches only once the socket accepts connections.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use wgd::conf::Config;
@@ -61,9 +61,7 @@ pub fn run(
     foreground: bool,
     user: Option<wgd::daemon::privdrop::Target>,
 ) -> Result<()> {
-    if iface.is_empty() || iface.len() > 15 || iface.contains('/') {
-        bail!("invalid interface name {iface:?}: 1 to 15 characters, no '/'");
-    }
+    wgd::conf::check_interface_name(iface)?;
     let foreground = foreground || std::env::var("WG_PROCESS_FOREGROUND").as_deref() == Ok("1");
     let mut ready_pipe = if foreground { None } else { Some(detach()?) };
     let rt = tokio::runtime::Builder::new_current_thread()

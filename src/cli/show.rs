@@ -84,15 +84,6 @@ impl PeerInfo {
     }
 }
 
-/// Checks an interface name the way `wgd IFACE` does (a socket path is made from it).
-fn check_iface_name(iface: &str) -> Result<()> {
-    if iface.is_empty() || iface.len() > 15 || iface.contains('/') || iface == "." || iface == ".."
-    {
-        bail!("invalid interface name {iface:?}: 1 to 15 characters, no '/'");
-    }
-    Ok(())
-}
-
 /// Why [`try_connect`] failed.
 enum ConnectError {
     /// There is no socket file.
@@ -114,7 +105,7 @@ fn try_connect(path: &Path) -> Result<UnixStream, ConnectError> {
 /// Connects to the UAPI socket of `iface`, with an error that says plainly when the interface
 /// is not running.
 pub(crate) fn connect_uapi(iface: &str) -> Result<UnixStream> {
-    check_iface_name(iface)?;
+    wgd::conf::check_interface_name(iface)?;
     let path = socket_path(iface);
     match try_connect(&path) {
         Ok(s) => Ok(s),
@@ -304,7 +295,7 @@ fn socket_interfaces() -> Result<Vec<String>> {
         let Some(iface) = name.strip_suffix(".sock") else {
             continue;
         };
-        if check_iface_name(iface).is_err() {
+        if wgd::conf::check_interface_name(iface).is_err() {
             continue;
         }
         if entry.file_type().is_ok_and(|t| t.is_socket()) {

@@ -32,13 +32,7 @@ fn locate(args: &UpArgs) -> Result<(PathBuf, String)> {
             .map(str::to_string)
             .with_context(|| format!("cannot derive an interface name from {}", path.display()))?,
     };
-    if iface.is_empty()
-        || iface.len() > 15
-        || iface.contains('/')
-        || iface.contains(char::is_whitespace)
-    {
-        anyhow::bail!("invalid interface name {iface:?}: 1 to 15 characters, no '/' or spaces");
-    }
+    wgd::conf::check_interface_name(&iface)?;
     Ok((path, iface))
 }
 
