@@ -26,6 +26,7 @@ use crate::proto::device::{Device, DeviceStats};
 use crate::proto::index::PeerId;
 use crate::proto::peer::{Endpoint, Transmit};
 use crate::proto::time::{Instant, Now};
+use crate::wgquick::WgQuick;
 use anyhow::{Context, Result};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{SignalKind, signal};
@@ -435,46 +436,26 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<DaemonStats> {
     let mut d = Daemon::from_config(&cfg, opts.mtu)?;
-    let q = &cfg.interface;
-    crate::wgquick::run_hooks("PreUp", &opts.iface, &q.pre_up)?;
+    let mut wgq = WgQuick::pre_up(&cfg, &opts.iface)?;
     let tun = Tun::create(&opts.iface)
         .with_context(|| format!("creating TUN interface {}", opts.iface))?;
     crate::daemon::tun::set_mtu(tun.name(), opts.mtu).context("setting the MTU")?;
-    // wg-quick's `Address`: with addresses the interface is also brought up.
-    if !q.addresses.is_empty() {
-        crate::wgquick::add_addresses(tun.name(), &q.addresses)?;
-        crate::wgquick::link_up(tun.name())?;
-    }
+    wgq.link(tun.name())?;
     let mut udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
         .context("binding the UDP listen port")?;
     let (_ipc, mut ipc_rx) = crate::uapi::ipc::serve(tun.name())?;
-    // The rest of wg-quick's `up`: routes for the peers' AllowedIPs per `Table`, DNS, PostUp.
-    // Undone on the way out, also when a step here fails.
-    let mut wgq = crate::wgquick::WgQuickState::default();
-    let setup = (|| -> Result<()> {
-        let prefixes: Vec<_> = cfg
-            .peers
-            .iter()
-            .flat_map(|p| p.allowed_ips.iter().copied())
-            .collect();
-        if q.table.is_some() || !q.addresses.is_empty() {
-            if let Some(mark) = wgq.add_routes(tun.name(), q.table.as_ref(), &prefixes)? {
-                d.fwmark = Some(mark);
-                udp.set_fwmark(Some(mark))
-                    .context("setting the fwmark for the default route")?;
-            }
+    // The rest of wg-quick's `up` (undone by `down` on the way out, and by itself if a step
+    // fails), then, with everything in place, dropping root (`--user`).
+    wgq.up(&cfg, |mark| {
+        d.fwmark = Some(mark);
+        udp.set_fwmark(Some(mark))
+            .context("setting the fwmark for the default route")
+    })?;
+    if let Some(t) = &opts.user {
+        if let Err(e) = crate::daemon::privdrop::drop_privileges(t, udp.port()) {
+            wgq.abort();
+            return Err(e.into());
         }
-        wgq.set_dns(tun.name(), &q.dns)?;
-        crate::wgquick::run_hooks("PostUp", tun.name(), &q.post_up)?;
-        // TUN, UDP sockets, UAPI socket, wg-quick settings in place: drop root (`--user`).
-        match &opts.user {
-            Some(t) => Ok(crate::daemon::privdrop::drop_privileges(t, udp.port())?),
-            None => Ok(()),
-        }
-    })();
-    if let Err(e) = setup {
-        wgq.down();
-        return Err(e);
     }
     let started = Started {
         iface: tun.name().to_string(),
@@ -592,23 +573,18 @@ pub async fn run(
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     // wg-quick's `down`: PreDown, SaveConfig, rules and DNS undone, the interface removed
     // (dropping the TUN), PostDown.
-    let iface = tun.name().to_string();
-    if let Err(e) = crate::wgquick::run_hooks("PreDown", &iface, &q.pre_down) {
-        warn!("{e:#}");
-    }
-    if q.save_config {
-        if let Some(path) = opts.config_path.as_deref() {
-            match d.save_config(&cfg, udp.port(), path) {
-                Ok(()) => info!("saved the configuration to {}", path.display()),
-                Err(e) => warn!("SaveConfig: {e:#}"),
+    let port = udp.port();
+    wgq.down(
+        || {
+            if let Some(path) = opts.config_path.as_deref() {
+                match d.save_config(&cfg, port, path) {
+                    Ok(()) => info!("saved the configuration to {}", path.display()),
+                    Err(e) => warn!("SaveConfig: {e:#}"),
+                }
             }
-        }
-    }
-    wgq.down();
-    drop(tun);
-    if let Err(e) = crate::wgquick::run_hooks("PostDown", &iface, &q.post_down) {
-        warn!("{e:#}");
-    }
+        },
+        || drop(tun),
+    );
     let stats = d.stats();
     info!(?stats, "stopped");
     Ok(stats)

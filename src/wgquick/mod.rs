@@ -1,8 +1,11 @@
-//! Interface configuration that wg-quick does with `ip`: addresses and link state. (Routes,
-//! `Table`, DNS and hooks follow in the operator-facing work.) wgd runs `ip` as wg-quick does,
-//! so the result is the same as `wg-quick up` gives.
+//! The steps `wg-quick` runs around a device, in its order: PreUp; addresses and link up;
+//! routes per `Table` (with the fwmark and rules of a default route), DNS, PostUp; and on the
+//! way down PreDown, SaveConfig, rules and DNS undone, the interface removed, PostDown. wgd
+//! runs `ip`, `resolvconf` and `bash` as wg-quick does, so the result is the same as
+//! `wg-quick up` gives. [`WgQuick`] sequences them; the daemon only creates the TUN and the
+//! sockets in between.
 
-use crate::conf::AllowedIp;
+use crate::conf::{AllowedIp, Config, InterfaceConfig};
 use anyhow::{Context, Result, bail};
 use std::process::Command;
 
@@ -219,5 +222,90 @@ fn resolvconf_prefix() -> &'static str {
     match std::fs::read_to_string("/etc/resolvconf/interface-order") {
         Ok(s) if s.lines().any(|l| l.trim_start().starts_with("tun.")) => "tun.",
         _ => "",
+    }
+}
+
+/// The wg-quick steps of one interface, from `PreUp` to `PostDown`.
+#[derive(Debug)]
+pub(crate) struct WgQuick {
+    iface: String,
+    q: InterfaceConfig,
+    state: WgQuickState,
+}
+
+impl WgQuick {
+    /// `PreUp`, before the interface exists (`%i` is the name it will have).
+    pub(crate) fn pre_up(cfg: &Config, iface: &str) -> Result<WgQuick> {
+        run_hooks("PreUp", iface, &cfg.interface.pre_up)?;
+        Ok(WgQuick {
+            iface: iface.to_string(),
+            q: cfg.interface.clone(),
+            state: WgQuickState::default(),
+        })
+    }
+
+    /// Once the interface exists as `iface`: `Address` (the interface is then brought up).
+    pub(crate) fn link(&mut self, iface: &str) -> Result<()> {
+        self.iface = iface.to_string();
+        if !self.q.addresses.is_empty() {
+            add_addresses(iface, &self.q.addresses)?;
+            link_up(iface)?;
+        }
+        Ok(())
+    }
+
+    /// Once the sockets exist: routes for every peer's AllowedIPs per `Table` (a default route
+    /// needs a fwmark on the sockets: `set_fwmark` is called with it before anything else
+    /// happens), DNS, `PostUp`. On failure everything done so far is undone.
+    pub(crate) fn up(
+        &mut self,
+        cfg: &Config,
+        set_fwmark: impl FnOnce(u32) -> Result<()>,
+    ) -> Result<()> {
+        let r = self.up_steps(cfg, set_fwmark);
+        if r.is_err() {
+            self.state.down();
+        }
+        r
+    }
+
+    fn up_steps(&mut self, cfg: &Config, set_fwmark: impl FnOnce(u32) -> Result<()>) -> Result<()> {
+        let prefixes: Vec<AllowedIp> = cfg
+            .peers
+            .iter()
+            .flat_map(|p| p.allowed_ips.iter().copied())
+            .collect();
+        if self.q.table.is_some() || !self.q.addresses.is_empty() {
+            if let Some(mark) =
+                self.state
+                    .add_routes(&self.iface, self.q.table.as_ref(), &prefixes)?
+            {
+                set_fwmark(mark)?;
+            }
+        }
+        self.state.set_dns(&self.iface, &self.q.dns)?;
+        run_hooks("PostUp", &self.iface, &self.q.post_up)
+    }
+
+    /// The way down: `PreDown`, then `save` (SaveConfig, if the file asks for it), rules and
+    /// DNS undone, `remove` (drops the interface), `PostDown`. Failures are logged: every step
+    /// runs.
+    pub(crate) fn down(mut self, save: impl FnOnce(), remove: impl FnOnce()) {
+        if let Err(e) = run_hooks("PreDown", &self.iface, &self.q.pre_down) {
+            tracing::warn!("{e:#}");
+        }
+        if self.q.save_config {
+            save();
+        }
+        self.state.down();
+        remove();
+        if let Err(e) = run_hooks("PostDown", &self.iface, &self.q.post_down) {
+            tracing::warn!("{e:#}");
+        }
+    }
+
+    /// Undoes `up` without the hooks (a start that failed after `up`).
+    pub(crate) fn abort(mut self) {
+        self.state.down();
     }
 }
