@@ -1,6 +1,18 @@
 //! `wgd`: a userspace WireGuard daemon. This file only parses the command line, dispatches to
 //! [`cli`] and turns the outcome into an exit status; the subcommands live under `src/cli/`.
 
+// The panic rule, as in the library (src/lib.rs): the CLI reads configuration files, keys on
+// stdin and UAPI replies.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
 mod cli;
 
 use std::io::Write;

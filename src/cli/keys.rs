@@ -74,8 +74,8 @@ pub fn read_private_key(mut input: impl Read) -> anyhow::Result<PrivateKey> {
 /// Fills `buf` from `input` like `fread`: stops early only at end of input or on an error.
 fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> usize {
     let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
+    while let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+        match input.read(rest) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -96,7 +96,9 @@ fn skip_trailing_space(input: &mut impl Read) -> Result<(), TrailingCharactersEr
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return Ok(()),
         };
-        if !buf[..n].iter().all(|&c| c == 0 || is_wg_space(c)) {
+        // read() returns at most buf.len().
+        let read = buf.get(..n).unwrap_or_default();
+        if !read.iter().all(|&c| c == 0 || is_wg_space(c)) {
             return Err(TrailingCharactersError);
         }
     }

@@ -162,9 +162,11 @@ fn get_over(mut stream: UnixStream, what: &str) -> Result<GetReply> {
             bigger.extend_from_slice(&buf);
             buf = bigger;
         }
-        buf.extend_from_slice(&chunk[..n]);
+        // read() returns at most chunk.len(); `from` <= buf.len() (buf only grows).
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         let from = scanned.saturating_sub(1);
-        if let Some(i) = buf[from..].windows(2).position(|w| w == b"\n\n") {
+        let tail = buf.get(from..).unwrap_or_default();
+        if let Some(i) = tail.windows(2).position(|w| w == b"\n\n") {
             buf.truncate(from + i + 2);
             break;
         }

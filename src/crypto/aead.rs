@@ -65,6 +65,10 @@ fn detect_avx2() -> bool {
 
 impl TransportKey {
     /// The key state for a 32-byte session key.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "chunks_exact(4) yields 4-byte chunks, so c[0..4] is in bounds"
+    )]
     pub fn new(key: &[u8; 32]) -> Self {
         let mut words = [0u32; 8];
         for (w, c) in words.iter_mut().zip(key.chunks_exact(4)) {
@@ -131,6 +135,10 @@ impl TransportKey {
 
     /// `chacha20` crate path. The first keystream call covers the Poly1305 key block and the
     /// first three data blocks together (one four-block call instead of two).
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "head <= SMALL_MAX = 192 and the scratch is 256 bytes: 64 + head and ..32 are in bounds; head <= data.len()"
+    )]
     fn encrypt_portable(&self, counter: u64, data: &mut [u8]) -> Poly1305 {
         let mut cipher = chacha20::ChaCha20::new(&self.key.into(), &nonce_bytes(counter).into());
         let mut first = Scratch::<{ 256 / 8 }>::new();
@@ -143,6 +151,10 @@ impl TransportKey {
         Poly1305::new(&buf[..32])
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "head <= SMALL_MAX = 192 and the scratch is 256 bytes: 64 + head and ..32 are in bounds; head <= data.len()"
+    )]
     fn open_portable(
         &self,
         counter: u64,
@@ -165,6 +177,10 @@ impl TransportKey {
         Ok(())
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "head <= 448 and the scratch is 512 bytes: 64 + head and ..32 are in bounds; head <= data.len()"
+    )]
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn encrypt_avx2(&self, counter: u64, data: &mut [u8]) -> Poly1305 {
@@ -182,6 +198,10 @@ impl TransportKey {
         Poly1305::new(&buf[..32])
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "head <= 448 and the scratch is 512 bytes: 64 + head and ..32 are in bounds; head <= data.len()"
+    )]
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn open_avx2(
@@ -280,6 +300,10 @@ impl Drop for Poly1305 {
     }
 }
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "every caller passes at least 8 bytes: halves of 16-byte blocks and quarters of the 32-byte key"
+)]
 #[inline(always)]
 fn le64(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
@@ -289,6 +313,10 @@ fn le64(b: &[u8]) -> u64 {
 
 impl Poly1305 {
     /// `key` is the 32-byte one-time key (r, then s).
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "key is the first 32 bytes of a keystream block (callers slice ..32 of a 256- or 512-byte scratch): constant ranges below 32"
+    )]
     #[inline(always)]
     fn new(key: &[u8]) -> Self {
         let r0 = le64(&key[0..8]) & 0x0fff_fffc_0fff_ffff;
@@ -331,6 +359,10 @@ impl Poly1305 {
     }
 
     /// Absorbs `data`, zero-padding a final partial block (the AEAD's pad16).
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "chunks_exact(16) chunks and a 16-byte array, sliced at constant offsets; rem.len() < 16"
+    )]
     #[inline(always)]
     fn update_padded(&mut self, data: &[u8]) {
         let mut chunks = data.chunks_exact(16);
@@ -431,6 +463,10 @@ mod avx2 {
         unsafe { _mm256_or_si256(_mm256_slli_epi32::<L>(x), _mm256_srli_epi32::<R>(x)) }
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "x has 16 lanes and every call site passes constant indices below 16"
+    )]
     #[inline(always)]
     unsafe fn quarter(x: &mut [__m256i; 16], a: usize, b: usize, c: usize, d: usize) {
         unsafe {
@@ -482,6 +518,10 @@ mod avx2 {
     ///
     /// # Safety
     /// AVX2 must be available and `out` valid for 512 bytes of reads and writes.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "x has 16 entries, lo and hi 8, and b < 8: constant-bounded indices"
+    )]
     #[inline(always)]
     unsafe fn blocks8(key: &[u32; 8], nonce: &[u32; 3], counter: u32, out: *mut u8) {
         unsafe {
@@ -550,6 +590,10 @@ mod avx2 {
     ///
     /// # Safety
     /// AVX2 must be available.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "n = rest.len() is a chunks_exact(512) remainder, below the 512-byte scratch"
+    )]
     #[inline(always)]
     pub(super) unsafe fn xor_from(key: &[u32; 8], nonce: &[u32; 3], counter: u32, data: &mut [u8]) {
         let mut counter = counter;

@@ -29,7 +29,8 @@ pub fn decode_base64_key(s: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, KeyFormatE
     let mut tmp = Zeroizing::new([0u8; 33]);
     match STANDARD.decode_slice(s.as_bytes(), &mut tmp[..]) {
         Ok(KEY_LEN) => {
-            out.copy_from_slice(&tmp[..KEY_LEN]);
+            let (key, _) = tmp.split_first_chunk::<KEY_LEN>().ok_or(KeyFormatError)?;
+            out.copy_from_slice(key);
             Ok(out)
         }
         _ => Err(KeyFormatError),
@@ -48,10 +49,11 @@ pub fn decode_hex_key(s: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, KeyFormatErro
         return Err(KeyFormatError);
     }
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        let hi = hex_val(pair[0]).ok_or(KeyFormatError)?;
-        let lo = hex_val(pair[1]).ok_or(KeyFormatError)?;
-        out[i] = (hi << 4) | lo;
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let &[hi, lo] = pair else {
+            return Err(KeyFormatError);
+        };
+        *o = (hex_val(hi).ok_or(KeyFormatError)? << 4) | hex_val(lo).ok_or(KeyFormatError)?;
     }
     Ok(out)
 }

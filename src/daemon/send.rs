@@ -407,7 +407,9 @@ impl TxBatch {
             let result = if end - i == 1 {
                 match self.bufs.get(i).and_then(|b| b.get(..len)) {
                     Some(d) => sock.send(endpoint.addr, endpoint.local, d),
-                    None => Ok(true),
+                    // A job longer than its slot cannot be built (prepare sized it); if it were,
+                    // nothing went out and nothing is counted as sent.
+                    None => Err(std::io::Error::other("sealed datagram outside its slot")),
                 }
             } else {
                 self.gso.clear();
@@ -433,7 +435,7 @@ impl TxBatch {
                     if len > self.route_mtus.reprobe(sock, endpoint.addr, now) {
                         self.gso_lost = true;
                     }
-                    let mut r = Ok(true);
+                    let mut r = Err(std::io::Error::other("empty GSO run"));
                     for d in self.gso.chunks(len) {
                         stats.send_calls += 1;
                         r = sock.send(endpoint.addr, endpoint.local, d);

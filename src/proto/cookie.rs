@@ -197,18 +197,28 @@ impl CookieJar {
         if msg.len() < mac2_at + MAC_LEN {
             return;
         }
-        let mac1 = crypto::mac(&self.mac1_key, &[&msg[..mac1_at]]);
-        msg[mac1_at..mac2_at].copy_from_slice(&mac1);
-        self.last_mac1 = Some(mac1);
+        let Some((head, macs)) = msg.split_at_mut_checked(mac1_at) else {
+            return;
+        };
+        let Some((mac1_out, rest)) = macs.split_first_chunk_mut::<MAC_LEN>() else {
+            return;
+        };
+        let Some((mac2_out, _)) = rest.split_first_chunk_mut::<MAC_LEN>() else {
+            return;
+        };
+        let mac1 = crypto::mac(&self.mac1_key, &[head]);
+        // MAC2 covers everything before it, MAC1 included.
         let mac2 = match &self.cookie {
             Some((c, birth))
                 if !birth.has_expired(COOKIE_SECRET_MAX_AGE - COOKIE_SECRET_LATENCY, now) =>
             {
-                crypto::mac(&c[..], &[&msg[..mac2_at]])
+                crypto::mac(&c[..], &[head, &mac1])
             }
             _ => [0u8; MAC_LEN],
         };
-        msg[mac2_at..mac2_at + MAC_LEN].copy_from_slice(&mac2);
+        *mac1_out = mac1;
+        *mac2_out = mac2;
+        self.last_mac1 = Some(mac1);
     }
 
     /// Consumes a cookie reply: decrypts it with our last MAC1 as associated data and keeps the

@@ -230,7 +230,7 @@ impl TransportHeader {
 
     /// Writes the 16-byte header into `out[..16]`; does nothing if `out` is shorter.
     pub fn write(&self, out: &mut [u8]) {
-        if let Some(h) = out.get_mut(..TRANSPORT_HEADER_LEN) {
+        if let Some((h, _)) = out.split_first_chunk_mut::<TRANSPORT_HEADER_LEN>() {
             h[..4].copy_from_slice(&TYPE_TRANSPORT.to_le_bytes());
             h[4..8].copy_from_slice(&self.receiver.to_le_bytes());
             h[8..16].copy_from_slice(&self.counter.to_le_bytes());

@@ -215,14 +215,14 @@ impl std::fmt::Debug for Peer {
 pub fn inner_packet(p: &[u8]) -> Option<(usize, IpAddr)> {
     match p.first()? >> 4 {
         4 if p.len() >= 20 => {
-            let len = usize::from(u16::from_be_bytes([p[2], p[3]]));
+            let len = usize::from(u16::from_be_bytes(p.get(2..4)?.try_into().ok()?));
             let src: [u8; 4] = p.get(12..16)?.try_into().ok()?;
             (20..=p.len())
                 .contains(&len)
                 .then_some((len, IpAddr::from(src)))
         }
         6 if p.len() >= 40 => {
-            let len = usize::from(u16::from_be_bytes([p[4], p[5]])) + 40;
+            let len = usize::from(u16::from_be_bytes(p.get(4..6)?.try_into().ok()?)) + 40;
             let src: [u8; 16] = p.get(8..24)?.try_into().ok()?;
             (len <= p.len()).then_some((len, IpAddr::from(src)))
         }
@@ -661,7 +661,10 @@ impl Peer {
 
     fn stage(&mut self, ctx: &Ctx<'_>, payload: &[u8]) {
         let mut buf = vec![0u8; Keypair::sealed_len(payload.len(), ctx.mtu)];
-        buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + payload.len()].copy_from_slice(payload);
+        // sealed_len leaves room for the header, the payload (padded) and the tag.
+        if let Some(b) = buf.get_mut(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + payload.len()) {
+            b.copy_from_slice(payload);
+        }
         self.staged.push_back(Staged {
             buf,
             len: payload.len(),

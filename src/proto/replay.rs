@@ -58,7 +58,8 @@ impl ReplayWindow {
             return true;
         }
         let (word, bit) = Self::slot(c);
-        self.ring[word] & bit == 0
+        // `slot` reduces the word modulo the ring's length; a miss would read as a replay.
+        self.ring.get(word).is_some_and(|w| w & bit == 0)
     }
 
     /// Records `counter` as received; returns false (and changes nothing) if it is a replay, too
@@ -74,13 +75,20 @@ impl ReplayWindow {
             let new_word = c / 64;
             let steps = (new_word - cur_word).min(WORDS as u64);
             for i in 1..=steps {
-                self.ring[((cur_word + i) % WORDS as u64) as usize] = 0;
+                if let Some(w) = self.ring.get_mut(((cur_word + i) % WORDS as u64) as usize) {
+                    *w = 0;
+                }
             }
             self.next = c;
         }
         let (word, bit) = Self::slot(c);
-        self.ring[word] |= bit;
-        true
+        match self.ring.get_mut(word) {
+            Some(w) => {
+                *w |= bit;
+                true
+            }
+            None => false,
+        }
     }
 
     fn slot(c: u64) -> (usize, u64) {

@@ -171,7 +171,8 @@ async fn read_request(
             // A truncated request: hand it over so the parser can answer with an errno.
             return Ok(Some(std::mem::take(pending)));
         }
-        pending.extend_from_slice(&chunk[..n]);
+        // read() returns at most chunk.len().
+        pending.extend_from_slice(chunk.get(..n).unwrap_or_default());
     }
 }
 
@@ -263,7 +264,7 @@ async fn watch_removal(iface: &str) -> io::Result<()> {
         };
         // Walk the events: struct inotify_event { wd, mask, cookie, len, name[len] }.
         let mut at = 0usize;
-        while let Some(hdr) = buf.get(at..at + 16) {
+        while let Some((hdr, _)) = buf.get(at..).and_then(|b| b.split_first_chunk::<16>()) {
             let mask = u32::from_ne_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
             let len = u32::from_ne_bytes([hdr[12], hdr[13], hdr[14], hdr[15]]) as usize;
             let raw = buf.get(at + 16..(at + 16 + len).min(n)).unwrap_or(&[]);
