@@ -235,12 +235,12 @@ fn hub_routes_between_spokes_and_drops_spoofed_sources() {
     );
     // Exactly the spoofed packets: none of the legitimate traffic was counted as spoofed.
     assert_eq!(
-        stats.rx_bad_source,
+        stats.rx.bad_source,
         3 * u64::from(SPOOFED),
         "hub rx_bad_source: {stats:?}"
     );
     assert!(
-        stats.tx_no_peer >= u64::from(SPOOFED),
+        stats.tx.no_peer >= u64::from(SPOOFED),
         "hub tx_no_peer (pings to {NOBODY_V4}): {stats:?}"
     );
     // `run` removed what it created: the hub's interface is gone.

@@ -274,7 +274,7 @@ fn garbage_and_initiation_flood_do_not_stop_a_legitimate_peer() {
     );
     // Garbage: every datagram dropped, on top of the forged initiations that reached a DH and
     // failed to decrypt (all but the legitimate peer's few handshakes).
-    assert!(stats.rx_dropped >= 2001 + dh.saturating_sub(4), "{stats:?}");
+    assert!(stats.rx.dropped >= 2001 + dh.saturating_sub(4), "{stats:?}");
 }
 
 /// The UDP payload of `pkt` (an IPv4 packet as an `AF_PACKET` datagram socket returns it) if it

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use wgd::conf::Config;
-use wgd::daemon::{self, Options};
+use wgd::daemon::Options;
 use wgd::proto::constants::DEFAULT_MTU;
 
 /// Forks; the parent waits until the child reports readiness (or dies) and exits with 0 or 1.
@@ -64,10 +64,6 @@ pub fn run(
     wgd::conf::check_interface_name(iface)?;
     let foreground = foreground || std::env::var("WG_PROCESS_FOREGROUND").as_deref() == Ok("1");
     let mut ready_pipe = if foreground { None } else { Some(detach()?) };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
     let opts = Options {
         iface: iface.to_string(),
         mtu: DEFAULT_MTU as u32,
@@ -75,21 +71,9 @@ pub fn run(
         user,
         crypto_threads: None,
     };
-    let stats = rt.block_on(async {
-        let stop = daemon::termination()?;
-        daemon::run(
-            Config::default(),
-            opts,
-            |s| {
-                tracing::info!("{} is up, listening on UDP port {}", s.iface, s.port);
-                if let Some(mut p) = ready_pipe.take() {
-                    let _ = p.write_all(b"1");
-                }
-            },
-            stop,
-        )
-        .await
-    })?;
-    tracing::debug!(?stats, "exit");
-    Ok(())
+    super::foreground::run_daemon(Config::default(), opts, |_| {
+        if let Some(mut p) = ready_pipe.take() {
+            let _ = p.write_all(b"1");
+        }
+    })
 }

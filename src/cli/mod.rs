@@ -2,6 +2,7 @@
 
 mod check;
 mod down;
+mod foreground;
 mod iface;
 mod keys;
 mod show;

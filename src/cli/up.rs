@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use wgd::conf::Config;
-use wgd::daemon::{self, Options};
+use wgd::daemon::Options;
 use wgd::proto::constants::DEFAULT_MTU;
 
 /// Arguments of `wgd up`.
@@ -55,10 +55,6 @@ pub fn up(args: UpArgs, user: Option<wgd::daemon::privdrop::Target>) -> Result<(
         }
     }
     let mtu = cfg.interface.mtu.unwrap_or(DEFAULT_MTU as u32);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
     let opts = Options {
         iface,
         mtu,
@@ -66,16 +62,5 @@ pub fn up(args: UpArgs, user: Option<wgd::daemon::privdrop::Target>) -> Result<(
         user,
         crypto_threads: None,
     };
-    let stats = rt.block_on(async {
-        let stop = daemon::termination()?;
-        daemon::run(
-            cfg,
-            opts,
-            |s| tracing::info!("{} is up, listening on UDP port {}", s.iface, s.port),
-            stop,
-        )
-        .await
-    })?;
-    tracing::debug!(?stats, "exit");
-    Ok(())
+    super::foreground::run_daemon(cfg, opts, |_| {})
 }

@@ -144,6 +144,14 @@ impl PrivateKey {
         let public = PublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes());
         PrivateKey { secret, public }
     }
+    /// The key with its scalar clamped, as the kernel and wireguard-go store a configured key
+    /// (X25519 clamps anyway, so the public key is the same).
+    pub fn clamped(&self) -> PrivateKey {
+        let mut b = self.to_bytes();
+        clamp(&mut b);
+        PrivateKey::from_bytes(*b)
+    }
+
     /// A fresh random key, clamped as `wg genkey` prints it.
     pub fn generate<R: RngCore + CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut b = Zeroizing::new([0u8; KEY_LEN]);

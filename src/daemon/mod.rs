@@ -15,10 +15,13 @@ pub(crate) mod tun;
 pub(crate) mod udp;
 pub(crate) mod workers;
 
+pub use receive::RxStats;
+pub use send::TxStats;
+
 use crate::conf::Config;
 use crate::crypto::rng::BufferedOsRng;
-use crate::daemon::receive::{HandshakeQueue, RxBatch, RxStats};
-use crate::daemon::send::{ReadEnd, TxBatch, TxStats};
+use crate::daemon::receive::{HandshakeQueue, RxBatch};
+use crate::daemon::send::{ReadEnd, TxBatch};
 use crate::daemon::tun::Tun;
 use crate::daemon::udp::{Sock, UdpSockets};
 use crate::daemon::workers::Workers;
@@ -87,13 +90,7 @@ impl Clock {
 /// Counters of what the daemon did and dropped, for tests and reports.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DaemonStats {
-    /// Packets from the TUN whose destination no peer's AllowedIPs covers.
-    pub tx_no_peer: u64,
-    /// Decrypted packets whose inner source is not in the sending peer's AllowedIPs.
-    pub rx_bad_source: u64,
-    /// Datagrams the core dropped (bad MAC, replay, unknown index, garbage...).
-    pub rx_dropped: u64,
-    /// The outbound path's counters.
+    /// The outbound path's counters (`tx.no_peer`: packets no peer's AllowedIPs covers).
     pub tx: TxStats,
     /// The inbound path's counters.
     pub rx: RxStats,
@@ -126,7 +123,7 @@ pub fn resolve_endpoint(e: &crate::conf::EndpointSpec) -> Result<Option<std::net
 }
 
 /// The state the event loop owns besides the I/O objects.
-pub struct Daemon {
+pub(crate) struct Daemon {
     /// The protocol core (with its cryptokey routing table).
     pub dev: Device,
     clock: Clock,
@@ -181,9 +178,6 @@ impl Daemon {
     /// The counters so far.
     pub fn stats(&self) -> DaemonStats {
         DaemonStats {
-            tx_no_peer: self.tx_stats.no_peer,
-            rx_bad_source: self.rx_stats.bad_source,
-            rx_dropped: self.rx_stats.dropped,
             tx: self.tx_stats,
             rx: self.rx_stats,
             device: self.dev.stats,

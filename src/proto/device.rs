@@ -153,13 +153,6 @@ pub enum PeerConfigError {
     AllowedIp(#[from] AllowedIpsError),
 }
 
-/// `key` with its scalar clamped (X25519 clamps anyway, so the public key does not change).
-fn clamped(key: PrivateKey) -> PrivateKey {
-    let mut b = key.to_bytes();
-    crate::crypto::keys::clamp(&mut b);
-    PrivateKey::from_bytes(*b)
-}
-
 /// A WireGuard device.
 pub struct Device {
     private_key: PrivateKey,
@@ -203,7 +196,7 @@ impl Device {
     /// A device with static key `private_key` (stored clamped, as the kernel and wireguard-go
     /// do; the public key is the same), taking randomness from `rng`.
     pub fn new(private_key: PrivateKey, rng: Box<dyn CryptoRngCore + Send + Sync>) -> Self {
-        let private_key = clamped(private_key);
+        let private_key = private_key.clamped();
         Device {
             checker: CookieChecker::new(&private_key.public_key()),
             private_key,
@@ -268,7 +261,7 @@ impl Device {
     /// public key equals the new public key is removed. Returns the removed peer, if any.
     pub fn set_private_key(&mut self, key: PrivateKey) -> Option<PeerId> {
         self.wakeup_dirty = true;
-        let key = clamped(key);
+        let key = key.clamped();
         if self.key_set && key == self.private_key {
             return None;
         }
