@@ -114,12 +114,61 @@ pub struct Options {
     pub crypto_threads: Option<usize>,
 }
 
+/// Why [`run`] could not bring the interface up, or stopped with an error. Each variant names
+/// the step; the cause is its [`std::error::Error::source`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configured endpoint's host name did not resolve.
+    #[error("resolving Endpoint {endpoint}")]
+    Resolve {
+        /// The endpoint as configured.
+        endpoint: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration could not be applied to the device (more peers or prefixes than a
+    /// device holds).
+    #[error("applying the configuration")]
+    Apply(#[source] crate::uapi::UapiError),
+    /// A system call for the interface, the sockets or the signal handlers failed.
+    #[error("{what}")]
+    Io {
+        /// The step (e.g. "creating TUN interface wg0").
+        what: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving the UAPI socket failed (its directory, a live socket of the same name, binding).
+    #[error(transparent)]
+    Uapi(Box<dyn std::error::Error + Send + Sync>),
+    /// A wg-quick step failed: a PreUp/PostUp hook, `ip`, `resolvconf` (everything done up to
+    /// then was undone).
+    #[error(transparent)]
+    WgQuick(Box<dyn std::error::Error + Send + Sync>),
+    /// Dropping privileges (`--user`) failed.
+    #[error(transparent)]
+    Privileges(#[from] crate::daemon::privdrop::PrivDropError),
+}
+
+impl Error {
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Io { what, source }
+    }
+}
+
 /// Resolves a configured endpoint: the one resolver of start-up and SIGHUP (as `wg setconf`
 /// and `wg syncconf` resolve host names; a name that does not resolve fails the whole set).
-pub fn resolve_endpoint(e: &crate::conf::EndpointSpec) -> Result<Option<std::net::SocketAddr>> {
-    e.resolve()
-        .map(Some)
-        .with_context(|| format!("resolving Endpoint {e}"))
+pub fn resolve_endpoint(
+    e: &crate::conf::EndpointSpec,
+) -> std::result::Result<Option<std::net::SocketAddr>, Error> {
+    e.resolve().map(Some).map_err(|source| Error::Resolve {
+        endpoint: e.to_string(),
+        source,
+    })
 }
 
 /// The state the event loop owns besides the I/O objects.
@@ -139,7 +188,7 @@ impl Daemon {
     /// that `wg setconf` sends (and SIGHUP and the UAPI `set` apply), with host-name endpoints
     /// resolved by [`resolve_endpoint`]. Persistent keepalives (and the handshakes they start)
     /// wait in the output queue until the sockets exist.
-    pub fn from_config(cfg: &Config, mtu: u32) -> Result<Daemon> {
+    pub fn from_config(cfg: &Config, mtu: u32) -> std::result::Result<Daemon, Error> {
         let mut dev = Device::without_key(Box::new(BufferedOsRng::new()));
         dev.set_mtu(mtu as usize);
         let mut d = Daemon {
@@ -157,8 +206,7 @@ impl Daemon {
         }
         let req = crate::uapi::set_request_from_config_with(cfg, true, resolve_endpoint)?;
         let now = d.now();
-        let change = crate::uapi::apply(req, &mut d.dev, now, &mut d.out)
-            .context("applying the configuration")?;
+        let change = crate::uapi::apply(req, &mut d.dev, now, &mut d.out).map_err(Error::Apply)?;
         d.fwmark = change.fwmark.flatten();
         Ok(d)
     }
@@ -400,9 +448,11 @@ async fn readable(sock: Option<&Sock>) -> std::io::Result<()> {
 
 /// Completes on SIGTERM or SIGINT (what `wgd up` and `wgd IFACE` stop on). The handlers are
 /// installed when this is called, so call it before the daemon starts.
-pub fn termination() -> Result<impl std::future::Future<Output = ()>> {
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+pub fn termination() -> std::result::Result<impl std::future::Future<Output = ()>, Error> {
+    let mut term =
+        signal(SignalKind::terminate()).map_err(Error::io("installing the SIGTERM handler"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(Error::io("installing the SIGINT handler"))?;
     Ok(async move {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: shutting down"),
@@ -428,23 +478,26 @@ pub async fn run(
     opts: Options,
     on_ready: impl FnOnce(&Started),
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<DaemonStats> {
+) -> std::result::Result<DaemonStats, Error> {
     let mut d = Daemon::from_config(&cfg, opts.mtu)?;
-    let mut wgq = WgQuick::pre_up(&cfg, &opts.iface)?;
+    let wgquick = |e: anyhow::Error| Error::WgQuick(e.into());
+    let mut wgq = WgQuick::pre_up(&cfg, &opts.iface).map_err(wgquick)?;
     let tun = Tun::create(&opts.iface)
-        .with_context(|| format!("creating TUN interface {}", opts.iface))?;
-    crate::daemon::tun::set_mtu(tun.name(), opts.mtu).context("setting the MTU")?;
-    wgq.link(tun.name())?;
+        .map_err(Error::io(format!("creating TUN interface {}", opts.iface)))?;
+    crate::daemon::tun::set_mtu(tun.name(), opts.mtu).map_err(Error::io("setting the MTU"))?;
+    wgq.link(tun.name()).map_err(wgquick)?;
     let mut udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
-        .context("binding the UDP listen port")?;
-    let (_ipc, mut ipc_rx) = crate::uapi::ipc::serve(tun.name())?;
+        .map_err(Error::io("binding the UDP listen port"))?;
+    let (_ipc, mut ipc_rx) =
+        crate::uapi::ipc::serve(tun.name()).map_err(|e| Error::Uapi(e.into()))?;
     // The rest of wg-quick's `up` (undone by `down` on the way out, and by itself if a step
     // fails), then, with everything in place, dropping root (`--user`).
     wgq.up(&cfg, |mark| {
         d.fwmark = Some(mark);
         udp.set_fwmark(Some(mark))
             .context("setting the fwmark for the default route")
-    })?;
+    })
+    .map_err(wgquick)?;
     if let Some(t) = &opts.user {
         if let Err(e) = crate::daemon::privdrop::drop_privileges(t, udp.port()) {
             wgq.abort();
@@ -467,7 +520,8 @@ pub async fn run(
     let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec)
         .then(|| Duration::from_micros(watchdog_usec / 2).max(Duration::from_millis(100)));
     let mut watchdog_tick = watchdog.map(tokio::time::interval);
-    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut sighup =
+        signal(SignalKind::hangup()).map_err(Error::io("installing the SIGHUP handler"))?;
 
     let gro = [&udp.v4, &udp.v6]
         .into_iter()

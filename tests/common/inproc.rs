@@ -63,7 +63,7 @@ impl InProc {
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()?;
-                    rt.block_on(daemon::run(
+                    Ok(rt.block_on(daemon::run(
                         cfg,
                         opts,
                         move |s: &Started| {
@@ -73,7 +73,7 @@ impl InProc {
                         async move {
                             let _ = stop_rx.await;
                         },
-                    ))
+                    ))?)
                 })
             })
             .expect("cannot spawn the in-process daemon thread");
