@@ -124,7 +124,7 @@ fn main() {
             println!("{iface} is down.");
             println!(
                 "dropped: {} packets for no peer, {} with a bad inner source, {} bad datagrams",
-                stats.tx_no_peer, stats.rx_bad_source, stats.rx_dropped
+                stats.tx.no_peer, stats.rx.bad_source, stats.rx.dropped
             );
         }
         Err(e) => {
