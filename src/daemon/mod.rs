@@ -8,6 +8,7 @@
 //! window, timers, roaming under `&mut Device` → AllowedIPs check of the inner source → TUN
 //! (coalesced). Handshake messages wait in a bounded queue consumed with a time budget.
 
+pub(crate) mod faults;
 pub mod privdrop;
 pub(crate) mod receive;
 pub(crate) mod send;
@@ -219,7 +220,14 @@ impl Daemon {
     /// Sends everything the core queued.
     fn flush(&mut self, udp: &UdpSockets) {
         for t in self.out.drain(..) {
-            send_one(&mut self.dev, udp, t.peer, t.endpoint, &t.data);
+            send_one(
+                &mut self.dev,
+                udp,
+                &mut self.tx_stats,
+                t.peer,
+                t.endpoint,
+                &t.data,
+            );
         }
     }
 
@@ -249,7 +257,13 @@ impl Daemon {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
-                    trace!("UDP receive: {e}");
+                    // ECONNREFUSED and the like (a peer's ICMP port unreachable): transient.
+                    self.rx_stats.recv_errors += 1;
+                    if faults::classify(&e) == faults::Class::Fatal {
+                        warn!("UDP receive: {e}");
+                    } else {
+                        trace!("UDP receive: {e}");
+                    }
                     break;
                 }
             }
@@ -412,7 +426,14 @@ impl Daemon {
 }
 
 /// Sends one datagram to a peer's endpoint; forgets a sticky source the kernel refused.
-fn send_one(dev: &mut Device, udp: &UdpSockets, peer: Option<PeerId>, e: Endpoint, data: &[u8]) {
+fn send_one(
+    dev: &mut Device,
+    udp: &UdpSockets,
+    stats: &mut TxStats,
+    peer: Option<PeerId>,
+    e: Endpoint,
+    data: &[u8],
+) {
     let Some(sock) = udp.for_addr(&e.addr) else {
         debug!("no socket for {}", e.addr);
         return;
@@ -426,7 +447,10 @@ fn send_one(dev: &mut Device, udp: &UdpSockets, peer: Option<PeerId>, e: Endpoin
                 }
             }
         }
-        Err(err) => trace!("send to {}: {err}", e.addr),
+        Err(err) => {
+            stats.send_errors += 1;
+            trace!("send to {}: {err}", e.addr);
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! cannot stall established sessions, and the queue's fill level is what puts the device
 //! "under load" (cookie replies instead of DH), as in the kernel.
 
+use crate::daemon::faults::Episode;
 use crate::daemon::tun::{GROTable, MAX_SUPER_PACKET, Tun, VIRTIO_NET_HDR_LEN};
 use crate::daemon::udp::Sock;
 use crate::daemon::workers::{MIN_PARALLEL, Workers};
@@ -21,7 +22,7 @@ use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
-use tracing::{trace, warn};
+use tracing::trace;
 
 /// Datagram buffers filled per receive call (recvmmsg).
 pub const RECV_BUFS: usize = 8;
@@ -49,6 +50,11 @@ pub struct RxStats {
     pub handshake_queue_full: u64,
     /// Inner packets written to the TUN.
     pub delivered: u64,
+    /// UDP receive calls that failed (e.g. ECONNREFUSED: a peer's ICMP port unreachable).
+    pub recv_errors: u64,
+    /// TUN write batches the kernel refused (EIO while the interface is down): their packets
+    /// were lost. See `daemon::faults`.
+    pub tun_write_errors: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +84,7 @@ struct TunOut {
     bufs: Vec<Vec<u8>>,
     len: usize,
     gro: GROTable,
+    fault: Episode,
 }
 
 impl TunOut {
@@ -99,9 +106,15 @@ impl TunOut {
         if let Some(bufs) = self.bufs.get_mut(..n)
             && n > 0
         {
-            stats.delivered += n as u64;
-            if let Err(e) = tun.write_batch(&mut self.gro, bufs) {
-                warn!("writing to the TUN: {e}");
+            match tun.write_batch(&mut self.gro, bufs) {
+                Ok(()) => {
+                    self.fault.ok();
+                    stats.delivered += n as u64;
+                }
+                Err(e) => {
+                    stats.tun_write_errors += 1;
+                    self.fault.failed(&e);
+                }
             }
         }
     }
@@ -123,6 +136,7 @@ impl RxBatch {
                     .collect(),
                 len: 0,
                 gro: GROTable::default(),
+                fault: Episode::new("writing to the TUN"),
             },
         }
     }

@@ -8,6 +8,7 @@
 //! encryption, and the batch is sent in that order only once every packet in it is sealed.
 //! Every buffer is allocated once, up front; nothing here allocates per packet.
 
+use crate::daemon::faults::{self, Class, Episode};
 use crate::daemon::tun::{GROTable, MAX_SUPER_PACKET, Tun, TunReady, VIRTIO_NET_HDR_LEN};
 use crate::daemon::udp::{Sock, UdpSockets};
 use crate::daemon::workers::Workers;
@@ -127,6 +128,9 @@ pub struct TxStats {
     pub sent: u64,
     /// UDP sendmsg calls.
     pub send_calls: u64,
+    /// UDP sends that failed (socket buffer full, no route, address gone, ...): their
+    /// datagrams were lost. See `daemon::faults`.
+    pub send_errors: u64,
 }
 
 /// Preallocated state of the outbound path.
@@ -142,6 +146,8 @@ pub struct TxBatch {
     /// A GSO send failed because the route MTU shrank under the cached figure: the sockets
     /// should get GSO back ([`TxBatch::take_gso_lost`]).
     gso_lost: bool,
+    /// The current run of failed sends, for one log line per run.
+    send_fault: Episode,
 }
 
 /// ICMP errors waiting to be written to the TUN, and their rate limit.
@@ -200,6 +206,7 @@ impl TxBatch {
                 gro: GROTable::default(),
             },
             gso_lost: false,
+            send_fault: Episode::new("sending to peers"),
         }
     }
 
@@ -243,7 +250,7 @@ impl TxBatch {
                     self.grow_to(tun);
                 }
                 Some(Ok(n)) => self.len += n.min(SLOTS - self.len),
-                Some(Err(e)) if crate::daemon::tun::is_fatal(&e) => return ReadEnd::Gone(e),
+                Some(Err(e)) if faults::tun_read_is_fatal(&e) => return ReadEnd::Gone(e),
                 Some(Err(e)) => {
                     debug!("TUN packet dropped: {e}");
                     if e.kind() == std::io::ErrorKind::InvalidInput {
@@ -446,13 +453,20 @@ impl TxBatch {
             };
             match result {
                 Ok(sticky_ok) => {
+                    self.send_fault.ok();
                     stats.sent += (end - i) as u64;
                     dev.note_sent(peer, bytes);
                     if !sticky_ok && let Some(p) = dev.peer_mut(peer) {
                         p.set_endpoint(Endpoint::new(endpoint.addr));
                     }
                 }
-                Err(e) => trace!("send to {}: {e}", endpoint.addr),
+                Err(e) => {
+                    stats.send_errors += 1;
+                    if faults::classify(&e) != Class::Retry {
+                        self.send_fault.failed(&e);
+                    }
+                    trace!("send to {}: {e}", endpoint.addr);
+                }
             }
             i = end;
         }

@@ -99,15 +99,6 @@ pub fn set_up(name: &str, up: bool) -> io::Result<()> {
     if_ioctl(libc::SIOCSIFFLAGS, &mut req)
 }
 
-/// True for a TUN error that means the interface is gone (EBADFD after `ip link del`, EIO...),
-/// false for a bad packet that tun-rs refused (those carry no OS error code).
-pub fn is_fatal(e: &io::Error) -> bool {
-    match e.raw_os_error() {
-        Some(code) => code != libc::EAGAIN && code != libc::EINTR && code != libc::EINVAL,
-        None => false,
-    }
-}
-
 impl Tun {
     /// Creates (or attaches to) TUN interface `name`, without packet information, with offloads
     /// when the kernel has them, non-blocking, registered with the current tokio runtime. The
