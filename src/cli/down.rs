@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
-use wgd::uapi::ipc::socket_path;
+use wgd::uapi::server::socket_path;
 
 /// How long the daemon gets to exit after SIGTERM.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
-use wgd::uapi::ipc::{SOCKET_DIR, socket_path};
+use wgd::uapi::server::{SOCKET_DIR, socket_path};
 use zeroize::Zeroizing;
 
 /// How long the daemon may take to answer (it answers from its event loop, in microseconds).

@@ -1,8 +1,8 @@
 //! The cross-platform configuration protocol (wireguard.com/xplatform) that the stock `wg` and
 //! `wg-quick` speak to userspace implementations over `/var/run/wireguard/IFACE.sock`: the
 //! request parser, the `set` operation on the core, and the `get` reply. Pure: no I/O, no
-//! clock, no socket; the caller reads the request (see [`crate::uapi::ipc`]), binds the listen port,
-//! sets the fwmark and writes the reply.
+//! clock, no socket; the caller reads the request (see [`crate::uapi::server`]), binds the
+//! listen port, sets the fwmark and writes the reply.
 //!
 //! Behaviour follows wireguard-go's `device/uapi.go` (the implementation `wg` is tested against
 //! on Linux), with these deliberate differences:
@@ -23,7 +23,7 @@
 //! Errors are answered with a **negative** errno (`errno=-22`), as wireguard-go writes them and
 //! `wg` expects: see [`UapiError::errno`].
 
-pub mod ipc;
+pub mod server;
 
 use crate::conf::{AllowedIp, Config, EndpointSpec};
 use crate::crypto::keys::{KEY_LEN, PresharedKey, PrivateKey, PublicKey, clamp, decode_hex_key};
@@ -850,7 +850,7 @@ pub fn format_get(dev: &Device, listen_port: u16, fwmark: Option<u32>) -> Zeroiz
     for (addr, cidr, id) in dev.allowed_ips().entries() {
         by_peer.entry(id).or_default().push((addr, cidr));
     }
-    // Holds the private key and the PSKs in hex: wiped when dropped (after ipc.rs wrote it),
+    // Holds the private key and the PSKs in hex: wiped when dropped (after server.rs wrote it),
     // and never reallocated without wiping the old buffer.
     let mut s = SecretText::with_capacity(256 + 512 * dev.peer_ids().count());
     if dev.has_private_key() {
