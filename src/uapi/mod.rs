@@ -48,6 +48,9 @@ mod parse;
 mod request;
 pub mod server;
 
+#[cfg(test)]
+mod tests;
+
 pub use apply::{InterfaceChange, MAX_PEERS, MAX_PREFIXES, apply};
 pub use error::UapiError;
 pub use from_config::{
