@@ -2,7 +2,7 @@
 //! (`get=1`), printed as `wg show` prints it, or as a JSON document for programs.
 //!
 //! Also the UAPI client the other subcommands share: [`connect_uapi`] (with the "is not
-//! running" errors) and [`uapi_get`] with its reply parser [`parse_get_reply`].
+//! running" errors) and [`uapi_get`], which reads the reply with [`parse_get_reply`].
 //!
 //! Secrets never leave this module: the private key in the reply only serves to derive the
 //! public key (the reply buffer is wiped), and preshared keys are reduced to "there is one".
@@ -14,8 +14,8 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
 use wgd::uapi::server::{SOCKET_DIR, socket_path};
+use wgd::uapi::{GetReply, PeerInfo, parse_get_reply};
 use zeroize::Zeroizing;
 
 /// How long the daemon may take to answer (it answers from its event loop, in microseconds).
@@ -33,55 +33,6 @@ pub struct ShowArgs {
     /// numbers, never a private or preshared key
     #[arg(long)]
     pub json: bool,
-}
-
-/// One interface as its daemon describes it. Holds no secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct GetReply {
-    /// Derived from `private_key`; `None` when the interface has no (or an all-zero) key.
-    pub public_key: Option<PublicKey>,
-    /// `listen_port`; `None` when absent or 0.
-    pub listen_port: Option<u16>,
-    /// `fwmark`; `None` when absent or 0.
-    pub fwmark: Option<u32>,
-    /// The peers, in the daemon's order.
-    pub peers: Vec<PeerInfo>,
-}
-
-/// One peer of a [`GetReply`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PeerInfo {
-    pub public_key: PublicKey,
-    /// A non-zero `preshared_key` was reported.
-    pub has_preshared_key: bool,
-    /// `endpoint`, as the daemon wrote it (`198.18.0.1:51820`, `[2001:db8::1]:51820`).
-    pub endpoint: Option<String>,
-    /// `allowed_ip` lines, as the daemon wrote them, in its order.
-    pub allowed_ips: Vec<String>,
-    /// `last_handshake_time_sec` (Unix time); `None` for 0 (never).
-    pub last_handshake_sec: Option<u64>,
-    /// `last_handshake_time_nsec`.
-    pub last_handshake_nsec: u32,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    /// `persistent_keepalive_interval` in seconds; `None` for 0 (off).
-    pub persistent_keepalive: Option<u16>,
-}
-
-impl PeerInfo {
-    fn new(public_key: PublicKey) -> Self {
-        PeerInfo {
-            public_key,
-            has_preshared_key: false,
-            endpoint: None,
-            allowed_ips: Vec::new(),
-            last_handshake_sec: None,
-            last_handshake_nsec: 0,
-            rx_bytes: 0,
-            tx_bytes: 0,
-            persistent_keepalive: None,
-        }
-    }
 }
 
 /// Why [`try_connect`] failed.
@@ -181,101 +132,6 @@ fn get_over(mut stream: UnixStream, what: &str) -> Result<GetReply> {
 pub(crate) fn uapi_get(iface: &str) -> Result<GetReply> {
     let stream = connect_uapi(iface)?;
     get_over(stream, &format!("interface {iface}"))
-}
-
-/// Parses a reply to `get=1` (wireguard.com/xplatform): `key=value` lines, device keys first,
-/// then each peer starting at its `public_key`, ending with `errno=N` and a blank line. Unknown
-/// keys are skipped; `errno` other than 0 is an error. Parsing stops at the first blank line.
-pub(crate) fn parse_get_reply(text: &str) -> Result<GetReply> {
-    let mut reply = GetReply::default();
-    let mut peer: Option<PeerInfo> = None;
-    let mut errno: Option<i64> = None;
-    let Some(end) = text.find("\n\n") else {
-        bail!("truncated (no blank line at the end)");
-    };
-    for (n, line) in text[..end].split('\n').enumerate() {
-        let lineno = n + 1;
-        if line.is_empty() {
-            bail!("line {lineno}: empty line");
-        }
-        if errno.is_some() {
-            bail!("line {lineno}: data after errno");
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            bail!("line {lineno}: not key=value");
-        };
-        let num_err = || {
-            format!(
-                "line {lineno}: {key}: `{}' is not a valid number",
-                shown(value)
-            )
-        };
-        let key_err = || format!("line {lineno}: {key}: not a 64-digit hex key");
-        match key {
-            "errno" => errno = Some(value.parse().with_context(num_err)?),
-            "private_key" => {
-                let k = PrivateKey::from_hex(value).ok().with_context(key_err)?;
-                reply.public_key = (!k.is_zero()).then(|| k.public_key());
-            }
-            "listen_port" => {
-                reply.listen_port = Some(value.parse().with_context(num_err)?).filter(|&p| p != 0)
-            }
-            "fwmark" => {
-                reply.fwmark = Some(value.parse().with_context(num_err)?).filter(|&m| m != 0)
-            }
-            "public_key" => {
-                let k = PublicKey::from_hex(value).ok().with_context(key_err)?;
-                reply.peers.extend(peer.replace(PeerInfo::new(k)));
-            }
-            _ => {
-                let Some(p) = peer.as_mut() else {
-                    continue; // an unknown device key
-                };
-                match key {
-                    "preshared_key" => {
-                        let k = PresharedKey::from_hex(value).ok().with_context(key_err)?;
-                        p.has_preshared_key = !k.is_zero();
-                    }
-                    "endpoint" => p.endpoint = Some(value.to_owned()),
-                    "allowed_ip" => p.allowed_ips.push(value.to_owned()),
-                    "last_handshake_time_sec" => {
-                        p.last_handshake_sec =
-                            Some(value.parse().with_context(num_err)?).filter(|&s| s != 0)
-                    }
-                    "last_handshake_time_nsec" => {
-                        p.last_handshake_nsec = value.parse().with_context(num_err)?
-                    }
-                    "rx_bytes" => p.rx_bytes = value.parse().with_context(num_err)?,
-                    "tx_bytes" => p.tx_bytes = value.parse().with_context(num_err)?,
-                    "persistent_keepalive_interval" => {
-                        p.persistent_keepalive =
-                            Some(value.parse().with_context(num_err)?).filter(|&s| s != 0)
-                    }
-                    _ => {} // protocol_version and keys from the future
-                }
-            }
-        }
-    }
-    match errno {
-        None => bail!("no errno line"),
-        Some(0) => {}
-        Some(e) => {
-            let os = i32::try_from(e.unsigned_abs())
-                .map(|c| io::Error::from_raw_os_error(c).to_string())
-                .unwrap_or_else(|_| "unknown error".into());
-            bail!("the daemon answered errno={e} ({os})");
-        }
-    }
-    reply.peers.extend(peer);
-    Ok(reply)
-}
-
-/// At most 40 characters of `s`, for error messages.
-fn shown(s: &str) -> String {
-    match s.char_indices().nth(40) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_owned(),
-    }
 }
 
 /// The interfaces with a socket in [`SOCKET_DIR`], sorted by name (none if the directory does
@@ -584,6 +440,7 @@ pub(crate) fn format_json(interfaces: &[(String, GetReply)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wgd::crypto::keys::{PrivateKey, PublicKey};
 
     fn hex(b: u8) -> String {
         format!("{b:02x}").repeat(32)
@@ -605,61 +462,6 @@ mod tests {
             hex(0x33),
             hex(0)
         )
-    }
-
-    #[test]
-    fn parses_a_full_reply() {
-        let r = parse_get_reply(&sample()).unwrap();
-        let sk = PrivateKey::from_hex(&hex(0x18)).unwrap();
-        assert_eq!(r.public_key, Some(sk.public_key()));
-        assert_eq!(r.listen_port, Some(51820));
-        assert_eq!(r.fwmark, Some(4660));
-        assert_eq!(r.peers.len(), 2);
-        let p = &r.peers[0];
-        assert_eq!(p.public_key, PublicKey::from_hex(&hex(0x11)).unwrap());
-        assert!(p.has_preshared_key);
-        assert_eq!(p.endpoint.as_deref(), Some("198.18.0.2:51820"));
-        assert_eq!(p.allowed_ips, ["198.19.0.2/32", "2001:db8:1::2/128"]);
-        assert_eq!(
-            (p.last_handshake_sec, p.last_handshake_nsec),
-            (Some(1000), 5)
-        );
-        assert_eq!((p.rx_bytes, p.tx_bytes), (100, 1536));
-        assert_eq!(p.persistent_keepalive, Some(25));
-        let q = &r.peers[1];
-        assert!(!q.has_preshared_key);
-        assert_eq!(q.endpoint, None);
-        assert_eq!(q.last_handshake_sec, None);
-        assert_eq!(q.persistent_keepalive, None);
-        assert!(q.allowed_ips.is_empty());
-    }
-
-    #[test]
-    fn empty_device_and_stop_at_blank_line() {
-        let r = parse_get_reply("errno=0\n\ngarbage").unwrap();
-        assert_eq!(r, GetReply::default());
-        let r = parse_get_reply(&format!("private_key={}\nerrno=0\n\n", hex(0))).unwrap();
-        assert_eq!(r.public_key, None);
-    }
-
-    #[test]
-    fn errors() {
-        let e = parse_get_reply("errno=-19\n\n").unwrap_err().to_string();
-        assert!(
-            e.contains("errno=-19") && e.contains("No such device"),
-            "{e}"
-        );
-        for bad in [
-            "errno=0\n",
-            "listen_port=1\n\n",
-            "listen_port=70000\nerrno=0\n\n",
-            "public_key=xyz\nerrno=0\n\n",
-            "nonsense\nerrno=0\n\n",
-            "errno=0\nlisten_port=1\n\n",
-            "errno=zero\n\n",
-        ] {
-            assert!(parse_get_reply(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

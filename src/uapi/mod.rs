@@ -34,7 +34,8 @@
 //!   [`MAX_LINE_LEN`]);
 //! - `apply.rs`: [`apply`](fn@apply), which returns an [`InterfaceChange`], and the limits it
 //!   checks ([`MAX_PEERS`], [`MAX_PREFIXES`]);
-//! - `get.rs`: the reply to `get=1` ([`format_get`]) and to a `set` ([`format_errno`]);
+//! - `get.rs`: the reply to `get=1`, written ([`format_get`]) and read back
+//!   ([`parse_get_reply`] into a [`GetReply`]), and the reply to a `set` ([`format_errno`]);
 //! - `from_config.rs`: the requests `wg setconf`, `addconf` and `syncconf` send for a
 //!   configuration ([`set_request_from_config`], [`sync_request_from_config`] and their
 //!   `_with` forms, which take a resolver);
@@ -57,6 +58,6 @@ pub use from_config::{
     set_request_from_config, set_request_from_config_with, sync_request_from_config,
     sync_request_from_config_with,
 };
-pub use get::{format_errno, format_get};
+pub use get::{GetReply, GetReplyError, PeerInfo, format_errno, format_get, parse_get_reply};
 pub use parse::{MAX_LINE_LEN, MAX_LINES, MAX_REQUEST_LEN, parse_request};
 pub use request::{InterfaceOp, PeerOp, PeerSet, Request, SetRequest};

@@ -1181,3 +1181,85 @@ fn sync_request_removes_peers_not_in_the_file() {
     assert!(dev.peer_by_key(&pc).is_some());
     assert_eq!(dev.allowed_ips().len(), 1);
 }
+
+/// The get-reply parser (moved from `src/cli/show.rs` with [`parse_get_reply`]).
+mod get_reply {
+    use super::*;
+
+    fn hex(b: u8) -> String {
+        format!("{b:02x}").repeat(32)
+    }
+
+    fn sample() -> String {
+        format!(
+            "private_key={}\nlisten_port=51820\nfwmark=4660\n\
+             public_key={}\npreshared_key={}\nprotocol_version=1\nendpoint=198.18.0.2:51820\n\
+             last_handshake_time_sec=1000\nlast_handshake_time_nsec=5\ntx_bytes=1536\n\
+             rx_bytes=100\npersistent_keepalive_interval=25\nallowed_ip=198.19.0.2/32\n\
+             allowed_ip=2001:db8:1::2/128\nfuture_key=whatever\n\
+             public_key={}\npreshared_key={}\nlast_handshake_time_sec=0\n\
+             last_handshake_time_nsec=0\ntx_bytes=0\nrx_bytes=0\n\
+             persistent_keepalive_interval=0\nerrno=0\n\n",
+            hex(0x18),
+            hex(0x11),
+            hex(0x22),
+            hex(0x33),
+            hex(0)
+        )
+    }
+
+    #[test]
+    fn parses_a_full_reply() {
+        let r = parse_get_reply(&sample()).unwrap();
+        let sk = PrivateKey::from_hex(&hex(0x18)).unwrap();
+        assert_eq!(r.public_key, Some(sk.public_key()));
+        assert_eq!(r.listen_port, Some(51820));
+        assert_eq!(r.fwmark, Some(4660));
+        assert_eq!(r.peers.len(), 2);
+        let p = &r.peers[0];
+        assert_eq!(p.public_key, PublicKey::from_hex(&hex(0x11)).unwrap());
+        assert!(p.has_preshared_key);
+        assert_eq!(p.endpoint.as_deref(), Some("198.18.0.2:51820"));
+        assert_eq!(p.allowed_ips, ["198.19.0.2/32", "2001:db8:1::2/128"]);
+        assert_eq!(
+            (p.last_handshake_sec, p.last_handshake_nsec),
+            (Some(1000), 5)
+        );
+        assert_eq!((p.rx_bytes, p.tx_bytes), (100, 1536));
+        assert_eq!(p.persistent_keepalive, Some(25));
+        let q = &r.peers[1];
+        assert!(!q.has_preshared_key);
+        assert_eq!(q.endpoint, None);
+        assert_eq!(q.last_handshake_sec, None);
+        assert_eq!(q.persistent_keepalive, None);
+        assert!(q.allowed_ips.is_empty());
+    }
+
+    #[test]
+    fn empty_device_and_stop_at_blank_line() {
+        let r = parse_get_reply("errno=0\n\ngarbage").unwrap();
+        assert_eq!(r, GetReply::default());
+        let r = parse_get_reply(&format!("private_key={}\nerrno=0\n\n", hex(0))).unwrap();
+        assert_eq!(r.public_key, None);
+    }
+
+    #[test]
+    fn errors() {
+        let e = parse_get_reply("errno=-19\n\n").unwrap_err().to_string();
+        assert!(
+            e.contains("errno=-19") && e.contains("No such device"),
+            "{e}"
+        );
+        for bad in [
+            "errno=0\n",
+            "listen_port=1\n\n",
+            "listen_port=70000\nerrno=0\n\n",
+            "public_key=xyz\nerrno=0\n\n",
+            "nonsense\nerrno=0\n\n",
+            "errno=0\nlisten_port=1\n\n",
+            "errno=zero\n\n",
+        ] {
+            assert!(parse_get_reply(bad).is_err(), "{bad:?}");
+        }
+    }
+}
