@@ -1,27 +1,15 @@
 //! `wgd show [IFACE] [--json]`: what a running interface is doing, read over its UAPI socket
-//! (`get=1`), printed as `wg show` prints it, or as a JSON document for programs.
-//!
-//! Also the UAPI client the other subcommands share: [`connect_uapi`] (with the "is not
-//! running" errors) and [`uapi_get`], which reads the reply with [`parse_get_reply`].
-//!
-//! Secrets never leave this module: the private key in the reply only serves to derive the
-//! public key (the reply buffer is wiped), and preshared keys are reduced to "there is one".
+//! (`get=1`, with [`wgd::uapi::client`]), printed as `wg show` prints it, or as a JSON document
+//! for programs. Neither has a secret to print: a [`GetReply`] holds none.
 
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use wgd::uapi::server::{SOCKET_DIR, socket_path};
-use wgd::uapi::{GetReply, PeerInfo, parse_get_reply};
-use zeroize::Zeroizing;
-
-/// How long the daemon may take to answer (it answers from its event loop, in microseconds).
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest reply accepted (a million allowed IPs take about 30 MiB).
-const MAX_REPLY: usize = 256 << 20;
+use std::time::{SystemTime, UNIX_EPOCH};
+use wgd::uapi::client::{get_listed, uapi_get};
+use wgd::uapi::server::SOCKET_DIR;
+use wgd::uapi::{GetReply, PeerInfo};
 
 /// Arguments of `wgd show`.
 #[derive(Debug, clap::Args)]
@@ -33,105 +21,6 @@ pub struct ShowArgs {
     /// numbers, never a private or preshared key
     #[arg(long)]
     pub json: bool,
-}
-
-/// Why [`try_connect`] failed.
-enum ConnectError {
-    /// There is no socket file.
-    Missing,
-    /// The socket file is there but nobody listens (a daemon that died without cleaning up).
-    Refused,
-    /// Anything else (permission denied, ...).
-    Other(io::Error),
-}
-
-fn try_connect(path: &Path) -> Result<UnixStream, ConnectError> {
-    UnixStream::connect(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => ConnectError::Missing,
-        io::ErrorKind::ConnectionRefused => ConnectError::Refused,
-        _ => ConnectError::Other(e),
-    })
-}
-
-/// Connects to the UAPI socket of `iface`, with an error that says plainly when the interface
-/// is not running.
-pub(crate) fn connect_uapi(iface: &str) -> Result<UnixStream> {
-    wgd::conf::check_interface_name(iface)?;
-    let path = socket_path(iface);
-    match try_connect(&path) {
-        Ok(s) => Ok(s),
-        Err(ConnectError::Missing) => {
-            bail!("interface {iface} is not running (no {})", path.display())
-        }
-        Err(ConnectError::Refused) => bail!(
-            "interface {iface} is not running ({} refuses connections: its daemon is gone)",
-            path.display()
-        ),
-        Err(ConnectError::Other(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
-            Err(e).with_context(|| format!("connecting to {} (are you root?)", path.display()))
-        }
-        Err(ConnectError::Other(e)) => {
-            Err(e).with_context(|| format!("connecting to {}", path.display()))
-        }
-    }
-}
-
-/// Sends `get=1` over `stream` and parses the reply. The raw reply (which holds the private
-/// key) is wiped before returning.
-fn get_over(mut stream: UnixStream, what: &str) -> Result<GetReply> {
-    stream
-        .set_read_timeout(Some(REPLY_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
-        .context("setting socket timeouts")?;
-    stream
-        .write_all(b"get=1\n\n")
-        .with_context(|| format!("{what}: sending the request"))?;
-    let mut buf = Zeroizing::new(Vec::with_capacity(16384));
-    let mut chunk = Zeroizing::new([0u8; 8192]);
-    // The reply ends at its first blank line (no line of a reply is empty).
-    let mut scanned: usize = 0;
-    loop {
-        let n = match stream.read(&mut chunk[..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                bail!("{what}: no complete reply within {REPLY_TIMEOUT:?}")
-            }
-            Err(e) => return Err(e).with_context(|| format!("{what}: reading the reply")),
-        };
-        if n == 0 {
-            bail!("{what}: the daemon closed the connection before the end of its reply");
-        }
-        if buf.capacity() - buf.len() < n {
-            // Grow by hand: a reallocating `Vec` would leave copies of the key behind.
-            let mut bigger = Zeroizing::new(Vec::with_capacity((buf.len() + n) * 2));
-            bigger.extend_from_slice(&buf);
-            buf = bigger;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let from = scanned.saturating_sub(1);
-        if let Some(i) = buf[from..].windows(2).position(|w| w == b"\n\n") {
-            buf.truncate(from + i + 2);
-            break;
-        }
-        scanned = buf.len();
-        if buf.len() > MAX_REPLY {
-            bail!("{what}: reply larger than {MAX_REPLY} bytes");
-        }
-    }
-    let text = std::str::from_utf8(&buf).with_context(|| format!("{what}: reply is not UTF-8"))?;
-    parse_get_reply(text).with_context(|| format!("{what}: bad reply"))
-}
-
-/// `get=1` on the UAPI socket of `iface`.
-pub(crate) fn uapi_get(iface: &str) -> Result<GetReply> {
-    let stream = connect_uapi(iface)?;
-    get_over(stream, &format!("interface {iface}"))
 }
 
 /// The interfaces with a socket in [`SOCKET_DIR`], sorted by name (none if the directory does
@@ -175,7 +64,9 @@ pub fn show(args: ShowArgs) -> Result<()> {
             let results: Vec<Option<Result<GetReply>>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = names
                     .iter()
-                    .map(|iface| scope.spawn(move || get_listed(iface)))
+                    .map(|iface| {
+                        scope.spawn(move || get_listed(iface).map(|r| r.map_err(Into::into)))
+                    })
                     .collect();
                 handles
                     .into_iter()
@@ -217,31 +108,6 @@ pub fn show(args: ShowArgs) -> Result<()> {
         bail!("{failed} interface(s) could not be read");
     }
     Ok(())
-}
-
-/// `get=1` for an interface found in [`SOCKET_DIR`]; `None` if it is not running after all. As
-/// `wg`, a socket nobody listens on (or that went away meanwhile) is not an interface; unlike
-/// `wg`, it is left in place.
-fn get_listed(iface: &str) -> Option<Result<GetReply>> {
-    let stream = match try_connect(&socket_path(iface)) {
-        Ok(s) => s,
-        Err(ConnectError::Missing | ConnectError::Refused) => return None,
-        Err(ConnectError::Other(e)) => return Some(Err(e.into())),
-    };
-    match get_over(stream, "UAPI") {
-        Ok(r) => Some(Ok(r)),
-        // Its daemon stopped while we asked: the interface is gone, not broken.
-        Err(_) if vanished(iface) => None,
-        Err(e) => Some(Err(e)),
-    }
-}
-
-/// True if the socket of `iface` is gone or no longer accepts connections.
-fn vanished(iface: &str) -> bool {
-    matches!(
-        try_connect(&socket_path(iface)),
-        Err(ConnectError::Missing | ConnectError::Refused)
-    )
 }
 
 fn unix_now() -> u64 {
@@ -441,6 +307,7 @@ pub(crate) fn format_json(interfaces: &[(String, GetReply)]) -> String {
 mod tests {
     use super::*;
     use wgd::crypto::keys::{PrivateKey, PublicKey};
+    use wgd::uapi::parse_get_reply;
 
     fn hex(b: u8) -> String {
         format!("{b:02x}").repeat(32)

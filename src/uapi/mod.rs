@@ -1,8 +1,9 @@
 //! The cross-platform configuration protocol (wireguard.com/xplatform) that the stock `wg` and
 //! `wg-quick` speak to userspace implementations over `/var/run/wireguard/IFACE.sock`: the
-//! request parser, the `set` operation on the core, and the `get` reply, and the socket the
-//! daemon serves them on ([`server`]). All but [`server`] is pure: no I/O, no clock, no socket;
-//! the daemon reads the request, binds the listen port, sets the fwmark and writes the reply.
+//! request parser, the `set` operation on the core, and the `get` reply, the socket the daemon
+//! serves them on ([`server`]) and the client that asks ([`client`]). All but those two is pure:
+//! no I/O, no clock, no socket; the daemon reads the request, binds the listen port, sets the
+//! fwmark and writes the reply.
 //!
 //! Behaviour follows wireguard-go's `device/uapi.go` (the implementation `wg` is tested against
 //! on Linux), with these deliberate differences:
@@ -24,8 +25,8 @@
 //! `wg` expects: see [`UapiError::errno`].
 //!
 //! The code is split by concern, one file each; every public item is re-exported here, so
-//! callers name it `crate::uapi::X` whatever file it lives in ([`server`] excepted, a public
-//! module of its own):
+//! callers name it `crate::uapi::X` whatever file it lives in ([`server`] and [`client`]
+//! excepted, public modules of their own):
 //!
 //! - `error.rs`: [`UapiError`] and the errno each class is answered with;
 //! - `request.rs`: the request model ([`Request`], [`SetRequest`], [`InterfaceOp`],
@@ -39,9 +40,11 @@
 //! - `from_config.rs`: the requests `wg setconf`, `addconf` and `syncconf` send for a
 //!   configuration ([`set_request_from_config`], [`sync_request_from_config`] and their
 //!   `_with` forms, which take a resolver);
-//! - [`server`]: the socket, as the daemon serves it.
+//! - [`server`]: the socket, as the daemon serves it;
+//! - [`client`]: the socket, as `wgd show` and `wgd down` use it: connect, `get=1`.
 
 mod apply;
+pub mod client;
 mod error;
 mod from_config;
 mod get;
