@@ -1,9 +1,9 @@
 //! The cross-platform configuration protocol (wireguard.com/xplatform) that the stock `wg` and
 //! `wg-quick` speak to userspace implementations over `/var/run/wireguard/IFACE.sock`: the
-//! request parser, the `set` operation on the core, and the `get` reply, the socket the daemon
-//! serves them on ([`server`]) and the client that asks ([`client`]). All but those two is pure:
-//! no I/O, no clock, no socket; the daemon reads the request, binds the listen port, sets the
-//! fwmark and writes the reply.
+//! request parser, the `set` operation on the core, the `get` reply, the socket the daemon
+//! serves them on ([`server`]) and the client that asks ([`client`]). Apart from those two
+//! modules it is pure: no I/O, no clock, no socket; the daemon reads the request, binds the
+//! listen port, sets the fwmark and writes the reply.
 //!
 //! Behaviour follows wireguard-go's `device/uapi.go` (the implementation `wg` is tested against
 //! on Linux), with these deliberate differences:
