@@ -9,7 +9,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
-use wgd::uapi::ipc::socket_path;
+use wgd::uapi::client::connect_uapi;
+use wgd::uapi::server::socket_path;
 
 /// How long the daemon gets to exit after SIGTERM.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,7 +114,7 @@ fn exited(pid: libc::pid_t, pidfd: Option<&OwnedFd>) -> bool {
 pub fn down(args: DownArgs) -> Result<()> {
     let iface = args.iface.as_str();
     let path = socket_path(iface);
-    let stream = super::show::connect_uapi(iface)?;
+    let stream = connect_uapi(iface)?;
     let pid = peer_pid(&stream)
         .with_context(|| format!("asking the kernel who serves {}", path.display()))?
         .with_context(|| {

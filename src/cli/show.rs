@@ -1,27 +1,15 @@
 //! `wgd show [IFACE] [--json]`: what a running interface is doing, read over its UAPI socket
-//! (`get=1`), printed as `wg show` prints it, or as a JSON document for programs.
-//!
-//! Also the UAPI client the other subcommands share: [`connect_uapi`] (with the "is not
-//! running" errors) and [`uapi_get`] with its reply parser [`parse_get_reply`].
-//!
-//! Secrets never leave this module: the private key in the reply only serves to derive the
-//! public key (the reply buffer is wiped), and preshared keys are reduced to "there is one".
+//! (`get=1`, with [`wgd::uapi::client`]), printed as `wg show` prints it, or as a JSON document
+//! for programs. Neither has a secret to print: a [`GetReply`] holds none.
 
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
-use wgd::uapi::ipc::{SOCKET_DIR, socket_path};
-use zeroize::Zeroizing;
-
-/// How long the daemon may take to answer (it answers from its event loop, in microseconds).
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest reply accepted (a million allowed IPs take about 30 MiB).
-const MAX_REPLY: usize = 256 << 20;
+use std::time::{SystemTime, UNIX_EPOCH};
+use wgd::uapi::client::{get_listed, uapi_get};
+use wgd::uapi::server::SOCKET_DIR;
+use wgd::uapi::{GetReply, PeerInfo};
 
 /// Arguments of `wgd show`.
 #[derive(Debug, clap::Args)]
@@ -33,251 +21,6 @@ pub struct ShowArgs {
     /// numbers, never a private or preshared key
     #[arg(long)]
     pub json: bool,
-}
-
-/// One interface as its daemon describes it. Holds no secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct GetReply {
-    /// Derived from `private_key`; `None` when the interface has no (or an all-zero) key.
-    pub public_key: Option<PublicKey>,
-    /// `listen_port`; `None` when absent or 0.
-    pub listen_port: Option<u16>,
-    /// `fwmark`; `None` when absent or 0.
-    pub fwmark: Option<u32>,
-    /// The peers, in the daemon's order.
-    pub peers: Vec<PeerInfo>,
-}
-
-/// One peer of a [`GetReply`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PeerInfo {
-    pub public_key: PublicKey,
-    /// A non-zero `preshared_key` was reported.
-    pub has_preshared_key: bool,
-    /// `endpoint`, as the daemon wrote it (`198.18.0.1:51820`, `[2001:db8::1]:51820`).
-    pub endpoint: Option<String>,
-    /// `allowed_ip` lines, as the daemon wrote them, in its order.
-    pub allowed_ips: Vec<String>,
-    /// `last_handshake_time_sec` (Unix time); `None` for 0 (never).
-    pub last_handshake_sec: Option<u64>,
-    /// `last_handshake_time_nsec`.
-    pub last_handshake_nsec: u32,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    /// `persistent_keepalive_interval` in seconds; `None` for 0 (off).
-    pub persistent_keepalive: Option<u16>,
-}
-
-impl PeerInfo {
-    fn new(public_key: PublicKey) -> Self {
-        PeerInfo {
-            public_key,
-            has_preshared_key: false,
-            endpoint: None,
-            allowed_ips: Vec::new(),
-            last_handshake_sec: None,
-            last_handshake_nsec: 0,
-            rx_bytes: 0,
-            tx_bytes: 0,
-            persistent_keepalive: None,
-        }
-    }
-}
-
-/// Why [`try_connect`] failed.
-enum ConnectError {
-    /// There is no socket file.
-    Missing,
-    /// The socket file is there but nobody listens (a daemon that died without cleaning up).
-    Refused,
-    /// Anything else (permission denied, ...).
-    Other(io::Error),
-}
-
-fn try_connect(path: &Path) -> Result<UnixStream, ConnectError> {
-    UnixStream::connect(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => ConnectError::Missing,
-        io::ErrorKind::ConnectionRefused => ConnectError::Refused,
-        _ => ConnectError::Other(e),
-    })
-}
-
-/// Connects to the UAPI socket of `iface`, with an error that says plainly when the interface
-/// is not running.
-pub(crate) fn connect_uapi(iface: &str) -> Result<UnixStream> {
-    wgd::conf::check_interface_name(iface)?;
-    let path = socket_path(iface);
-    match try_connect(&path) {
-        Ok(s) => Ok(s),
-        Err(ConnectError::Missing) => {
-            bail!("interface {iface} is not running (no {})", path.display())
-        }
-        Err(ConnectError::Refused) => bail!(
-            "interface {iface} is not running ({} refuses connections: its daemon is gone)",
-            path.display()
-        ),
-        Err(ConnectError::Other(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
-            Err(e).with_context(|| format!("connecting to {} (are you root?)", path.display()))
-        }
-        Err(ConnectError::Other(e)) => {
-            Err(e).with_context(|| format!("connecting to {}", path.display()))
-        }
-    }
-}
-
-/// Sends `get=1` over `stream` and parses the reply. The raw reply (which holds the private
-/// key) is wiped before returning.
-fn get_over(mut stream: UnixStream, what: &str) -> Result<GetReply> {
-    stream
-        .set_read_timeout(Some(REPLY_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
-        .context("setting socket timeouts")?;
-    stream
-        .write_all(b"get=1\n\n")
-        .with_context(|| format!("{what}: sending the request"))?;
-    let mut buf = Zeroizing::new(Vec::with_capacity(16384));
-    let mut chunk = Zeroizing::new([0u8; 8192]);
-    // The reply ends at its first blank line (no line of a reply is empty).
-    let mut scanned: usize = 0;
-    loop {
-        let n = match stream.read(&mut chunk[..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                bail!("{what}: no complete reply within {REPLY_TIMEOUT:?}")
-            }
-            Err(e) => return Err(e).with_context(|| format!("{what}: reading the reply")),
-        };
-        if n == 0 {
-            bail!("{what}: the daemon closed the connection before the end of its reply");
-        }
-        if buf.capacity() - buf.len() < n {
-            // Grow by hand: a reallocating `Vec` would leave copies of the key behind.
-            let mut bigger = Zeroizing::new(Vec::with_capacity((buf.len() + n) * 2));
-            bigger.extend_from_slice(&buf);
-            buf = bigger;
-        }
-        // read() returns at most chunk.len(); `from` <= buf.len() (buf only grows).
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        let from = scanned.saturating_sub(1);
-        let tail = buf.get(from..).unwrap_or_default();
-        if let Some(i) = tail.windows(2).position(|w| w == b"\n\n") {
-            buf.truncate(from + i + 2);
-            break;
-        }
-        scanned = buf.len();
-        if buf.len() > MAX_REPLY {
-            bail!("{what}: reply larger than {MAX_REPLY} bytes");
-        }
-    }
-    let text = std::str::from_utf8(&buf).with_context(|| format!("{what}: reply is not UTF-8"))?;
-    parse_get_reply(text).with_context(|| format!("{what}: bad reply"))
-}
-
-/// `get=1` on the UAPI socket of `iface`.
-pub(crate) fn uapi_get(iface: &str) -> Result<GetReply> {
-    let stream = connect_uapi(iface)?;
-    get_over(stream, &format!("interface {iface}"))
-}
-
-/// Parses a reply to `get=1` (wireguard.com/xplatform): `key=value` lines, device keys first,
-/// then each peer starting at its `public_key`, ending with `errno=N` and a blank line. Unknown
-/// keys are skipped; `errno` other than 0 is an error. Parsing stops at the first blank line.
-pub(crate) fn parse_get_reply(text: &str) -> Result<GetReply> {
-    let mut reply = GetReply::default();
-    let mut peer: Option<PeerInfo> = None;
-    let mut errno: Option<i64> = None;
-    let Some(end) = text.find("\n\n") else {
-        bail!("truncated (no blank line at the end)");
-    };
-    for (n, line) in text[..end].split('\n').enumerate() {
-        let lineno = n + 1;
-        if line.is_empty() {
-            bail!("line {lineno}: empty line");
-        }
-        if errno.is_some() {
-            bail!("line {lineno}: data after errno");
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            bail!("line {lineno}: not key=value");
-        };
-        let num_err = || {
-            format!(
-                "line {lineno}: {key}: `{}' is not a valid number",
-                shown(value)
-            )
-        };
-        let key_err = || format!("line {lineno}: {key}: not a 64-digit hex key");
-        match key {
-            "errno" => errno = Some(value.parse().with_context(num_err)?),
-            "private_key" => {
-                let k = PrivateKey::from_hex(value).ok().with_context(key_err)?;
-                reply.public_key = (!k.is_zero()).then(|| k.public_key());
-            }
-            "listen_port" => {
-                reply.listen_port = Some(value.parse().with_context(num_err)?).filter(|&p| p != 0)
-            }
-            "fwmark" => {
-                reply.fwmark = Some(value.parse().with_context(num_err)?).filter(|&m| m != 0)
-            }
-            "public_key" => {
-                let k = PublicKey::from_hex(value).ok().with_context(key_err)?;
-                reply.peers.extend(peer.replace(PeerInfo::new(k)));
-            }
-            _ => {
-                let Some(p) = peer.as_mut() else {
-                    continue; // an unknown device key
-                };
-                match key {
-                    "preshared_key" => {
-                        let k = PresharedKey::from_hex(value).ok().with_context(key_err)?;
-                        p.has_preshared_key = !k.is_zero();
-                    }
-                    "endpoint" => p.endpoint = Some(value.to_owned()),
-                    "allowed_ip" => p.allowed_ips.push(value.to_owned()),
-                    "last_handshake_time_sec" => {
-                        p.last_handshake_sec =
-                            Some(value.parse().with_context(num_err)?).filter(|&s| s != 0)
-                    }
-                    "last_handshake_time_nsec" => {
-                        p.last_handshake_nsec = value.parse().with_context(num_err)?
-                    }
-                    "rx_bytes" => p.rx_bytes = value.parse().with_context(num_err)?,
-                    "tx_bytes" => p.tx_bytes = value.parse().with_context(num_err)?,
-                    "persistent_keepalive_interval" => {
-                        p.persistent_keepalive =
-                            Some(value.parse().with_context(num_err)?).filter(|&s| s != 0)
-                    }
-                    _ => {} // protocol_version and keys from the future
-                }
-            }
-        }
-    }
-    match errno {
-        None => bail!("no errno line"),
-        Some(0) => {}
-        Some(e) => {
-            let os = i32::try_from(e.unsigned_abs())
-                .map(|c| io::Error::from_raw_os_error(c).to_string())
-                .unwrap_or_else(|_| "unknown error".into());
-            bail!("the daemon answered errno={e} ({os})");
-        }
-    }
-    reply.peers.extend(peer);
-    Ok(reply)
-}
-
-/// At most 40 characters of `s`, for error messages.
-fn shown(s: &str) -> String {
-    match s.char_indices().nth(40) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_owned(),
-    }
 }
 
 /// The interfaces with a socket in [`SOCKET_DIR`], sorted by name (none if the directory does
@@ -321,7 +64,9 @@ pub fn show(args: ShowArgs) -> Result<()> {
             let results: Vec<Option<Result<GetReply>>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = names
                     .iter()
-                    .map(|iface| scope.spawn(move || get_listed(iface)))
+                    .map(|iface| {
+                        scope.spawn(move || get_listed(iface).map(|r| r.map_err(Into::into)))
+                    })
                     .collect();
                 handles
                     .into_iter()
@@ -363,31 +108,6 @@ pub fn show(args: ShowArgs) -> Result<()> {
         bail!("{failed} interface(s) could not be read");
     }
     Ok(())
-}
-
-/// `get=1` for an interface found in [`SOCKET_DIR`]; `None` if it is not running after all. As
-/// `wg`, a socket nobody listens on (or that went away meanwhile) is not an interface; unlike
-/// `wg`, it is left in place.
-fn get_listed(iface: &str) -> Option<Result<GetReply>> {
-    let stream = match try_connect(&socket_path(iface)) {
-        Ok(s) => s,
-        Err(ConnectError::Missing | ConnectError::Refused) => return None,
-        Err(ConnectError::Other(e)) => return Some(Err(e.into())),
-    };
-    match get_over(stream, "UAPI") {
-        Ok(r) => Some(Ok(r)),
-        // Its daemon stopped while we asked: the interface is gone, not broken.
-        Err(_) if vanished(iface) => None,
-        Err(e) => Some(Err(e)),
-    }
-}
-
-/// True if the socket of `iface` is gone or no longer accepts connections.
-fn vanished(iface: &str) -> bool {
-    matches!(
-        try_connect(&socket_path(iface)),
-        Err(ConnectError::Missing | ConnectError::Refused)
-    )
 }
 
 fn unix_now() -> u64 {
@@ -586,6 +306,8 @@ pub(crate) fn format_json(interfaces: &[(String, GetReply)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wgd::crypto::keys::{PrivateKey, PublicKey};
+    use wgd::uapi::parse_get_reply;
 
     fn hex(b: u8) -> String {
         format!("{b:02x}").repeat(32)
@@ -607,61 +329,6 @@ mod tests {
             hex(0x33),
             hex(0)
         )
-    }
-
-    #[test]
-    fn parses_a_full_reply() {
-        let r = parse_get_reply(&sample()).unwrap();
-        let sk = PrivateKey::from_hex(&hex(0x18)).unwrap();
-        assert_eq!(r.public_key, Some(sk.public_key()));
-        assert_eq!(r.listen_port, Some(51820));
-        assert_eq!(r.fwmark, Some(4660));
-        assert_eq!(r.peers.len(), 2);
-        let p = &r.peers[0];
-        assert_eq!(p.public_key, PublicKey::from_hex(&hex(0x11)).unwrap());
-        assert!(p.has_preshared_key);
-        assert_eq!(p.endpoint.as_deref(), Some("198.18.0.2:51820"));
-        assert_eq!(p.allowed_ips, ["198.19.0.2/32", "2001:db8:1::2/128"]);
-        assert_eq!(
-            (p.last_handshake_sec, p.last_handshake_nsec),
-            (Some(1000), 5)
-        );
-        assert_eq!((p.rx_bytes, p.tx_bytes), (100, 1536));
-        assert_eq!(p.persistent_keepalive, Some(25));
-        let q = &r.peers[1];
-        assert!(!q.has_preshared_key);
-        assert_eq!(q.endpoint, None);
-        assert_eq!(q.last_handshake_sec, None);
-        assert_eq!(q.persistent_keepalive, None);
-        assert!(q.allowed_ips.is_empty());
-    }
-
-    #[test]
-    fn empty_device_and_stop_at_blank_line() {
-        let r = parse_get_reply("errno=0\n\ngarbage").unwrap();
-        assert_eq!(r, GetReply::default());
-        let r = parse_get_reply(&format!("private_key={}\nerrno=0\n\n", hex(0))).unwrap();
-        assert_eq!(r.public_key, None);
-    }
-
-    #[test]
-    fn errors() {
-        let e = parse_get_reply("errno=-19\n\n").unwrap_err().to_string();
-        assert!(
-            e.contains("errno=-19") && e.contains("No such device"),
-            "{e}"
-        );
-        for bad in [
-            "errno=0\n",
-            "listen_port=1\n\n",
-            "listen_port=70000\nerrno=0\n\n",
-            "public_key=xyz\nerrno=0\n\n",
-            "nonsense\nerrno=0\n\n",
-            "errno=0\nlisten_port=1\n\n",
-            "errno=zero\n\n",
-        ] {
-            assert!(parse_get_reply(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

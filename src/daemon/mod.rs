@@ -144,7 +144,7 @@ pub enum Error {
     },
     /// Serving the UAPI socket failed (its directory, a live socket of the same name, binding).
     #[error(transparent)]
-    Uapi(Box<dyn std::error::Error + Send + Sync>),
+    Uapi(#[from] crate::uapi::server::ServeError),
     /// A wg-quick step failed: a PreUp/PostUp hook, `ip`, `resolvconf` (everything done up to
     /// then was undone).
     #[error(transparent)]
@@ -512,8 +512,7 @@ pub async fn run(
     wgq.link(tun.name()).map_err(wgquick)?;
     let mut udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
         .map_err(Error::io("binding the UDP listen port"))?;
-    let (_ipc, mut ipc_rx) =
-        crate::uapi::ipc::serve(tun.name()).map_err(|e| Error::Uapi(e.into()))?;
+    let (_ipc, mut ipc_rx) = crate::uapi::server::serve(tun.name())?;
     // The rest of wg-quick's `up` (undone by `down` on the way out, and by itself if a step
     // fails), then, with everything in place, dropping root (`--user`).
     wgq.up(&cfg, |mark| {
@@ -569,7 +568,7 @@ pub async fn run(
     let far = Duration::from_secs(3600);
     tokio::pin!(shutdown);
     let socket_iface = tun.name().to_string();
-    let socket_gone = crate::uapi::ipc::socket_removed(&socket_iface);
+    let socket_gone = crate::uapi::server::socket_removed(&socket_iface);
     tokio::pin!(socket_gone);
     // One timer for the protocol's next deadline, moved only when that deadline comes earlier
     // than the one armed (or the armed one has fired). Moving a tokio timer earlier wakes the

@@ -5,7 +5,6 @@
 //! write the reply; the request itself goes to the event loop that owns the device, over a
 //! channel, so configuration changes never race the data path.
 
-use anyhow::{Context, Result, bail};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -46,30 +45,57 @@ pub fn socket_path(iface: &str) -> PathBuf {
     Path::new(SOCKET_DIR).join(format!("{iface}.sock"))
 }
 
+/// Why [`serve`] could not serve the socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A daemon answers on the socket already.
+    #[error("{} is served by a running daemon: interface {iface} is in use", path.display())]
+    InUse {
+        /// The socket file.
+        path: PathBuf,
+        /// The interface.
+        iface: String,
+    },
+    /// Creating the directory, removing a stale socket or binding failed.
+    #[error("{what} {}", path.display())]
+    Io {
+        /// "creating", "removing stale" or "binding".
+        what: &'static str,
+        /// The directory or socket file.
+        path: PathBuf,
+        /// The system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
 /// Binds the socket for `iface` (directory 0755, socket 0600 via umask 077) and spawns the
 /// accept loop on the current runtime. A socket file that refuses connections is stale and is
 /// replaced; one that accepts belongs to a running daemon and is an error.
-pub fn serve(iface: &str) -> Result<(IpcServer, mpsc::Receiver<IpcRequest>)> {
+pub fn serve(iface: &str) -> Result<(IpcServer, mpsc::Receiver<IpcRequest>), ServeError> {
+    let io_err = |what, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ServeError::Io { what, path, source }
+    };
     let dir = Path::new(SOCKET_DIR);
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
     let path = socket_path(iface);
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-            bail!(
-                "{} is served by a running daemon: interface {iface} is in use",
-                path.display()
-            );
+            return Err(ServeError::InUse {
+                path,
+                iface: iface.to_string(),
+            });
         }
-        std::fs::remove_file(&path)
-            .with_context(|| format!("removing stale {}", path.display()))?;
+        std::fs::remove_file(&path).map_err(io_err("removing stale", &path))?;
     }
     // SAFETY: umask(2) cannot fail; restored right after the bind.
     let old = unsafe { libc::umask(0o077) };
     let bound = UnixListener::bind(&path);
     // SAFETY: as above.
     unsafe { libc::umask(old) };
-    let listener = bound.with_context(|| format!("binding {}", path.display()))?;
+    let listener = bound.map_err(io_err("binding", &path))?;
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(accept_loop(listener, tx));
     Ok((IpcServer { path }, rx))
