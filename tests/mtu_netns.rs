@@ -389,3 +389,44 @@ fn underlay_mtu_falls_and_rises_mid_transfer() {
         );
     }
 }
+
+#[test]
+fn tunnel_mtu_raised_after_start_to_the_largest() {
+    let w = wgd_impl();
+    if !impl_or_skip("tunnel_mtu_raised_after_start_to_the_largest", &w) {
+        return;
+    }
+    let a = Netns::new();
+    let b = Netns::new();
+    veth(&a, &A_UL, &b, &B_UL);
+    let (ca, cb) = pair_confs(false, "198.18.0.1:51820");
+    let mut server = start(&w, &a, "wfa", &ca, &A_TUN, 1420, true);
+    let mut client = start(&w, &b, "wfb", &cb, &B_TUN, 1420, true);
+    assert!(
+        b.wait_ping("198.19.0.1", Duration::from_secs(10)),
+        "tunnel up"
+    );
+    // `ip link set mtu` after start, as an operator would: the daemons must pad for the new
+    // MTU (before, padding for the old one pushed 65,472-byte packets past the largest UDP
+    // datagram and TCP moved nothing).
+    a.ip(&["link", "set", "dev", &server.iface, "mtu", "65535"]);
+    b.ip(&["link", "set", "dev", &client.iface, "mtu", "65535"]);
+    let bytes = 16u64 << 20;
+    let t = tcp_transfer(
+        &a,
+        "198.19.0.1:5201".parse().unwrap(),
+        &b,
+        bytes,
+        Duration::from_secs(60),
+        || {},
+    );
+    assert_eq!(t.bytes, bytes, "TCP after the MTU was raised to 65,535");
+    assert_eq!(t.sent, t.received, "SHA-256 after the MTU raise");
+    eprintln!(
+        "tunnel MTU raised to 65,535 after start: {:.0} Mbit/s",
+        t.mbit_per_s()
+    );
+    server.assert_running();
+    client.assert_running();
+    assert!(server.log().contains("interface MTU changed mtu=65535"));
+}

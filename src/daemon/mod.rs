@@ -182,7 +182,12 @@ pub(crate) struct Daemon {
     fwmark: Option<u32>,
     tx_stats: TxStats,
     rx_stats: RxStats,
+    /// When the interface's MTU was last read ([`Daemon::follow_mtu`]).
+    mtu_checked: Option<Instant>,
 }
+
+/// How often the interface's MTU is read while packets flow.
+const MTU_CHECK: Duration = Duration::from_secs(1);
 
 impl Daemon {
     /// Builds the device from a configuration: an empty device, then the same set request
@@ -199,6 +204,7 @@ impl Daemon {
             fwmark: None,
             tx_stats: TxStats::default(),
             rx_stats: RxStats::default(),
+            mtu_checked: None,
         };
         if let Some(own) = cfg.interface.private_key.as_ref().map(|k| k.public_key()) {
             if cfg.peers.iter().any(|p| p.public_key == own) {
@@ -237,6 +243,29 @@ impl Daemon {
             tx: self.tx_stats,
             rx: self.rx_stats,
             device: self.dev.stats,
+        }
+    }
+
+    /// Reads the interface's MTU at most once a second while packets flow (one ioctl), so that
+    /// padding and the batch slots follow `ip link set mtu` after start, as the kernel's
+    /// WireGuard reads `dev->mtu` for every packet.
+    fn follow_mtu(&mut self, tun: &Tun, tx: &mut TxBatch) {
+        let now = self.now().mono;
+        if self
+            .mtu_checked
+            .is_some_and(|t| !t.has_expired(MTU_CHECK, now))
+        {
+            return;
+        }
+        self.mtu_checked = Some(now);
+        match tun.mtu() {
+            Ok(m) if m as usize != self.dev.mtu() => {
+                info!(mtu = m, "interface MTU changed");
+                self.dev.set_mtu(m as usize);
+                tx.grow(m as usize);
+            }
+            Ok(_) => {}
+            Err(e) => debug!("reading the TUN MTU: {e}"),
         }
     }
 
@@ -611,6 +640,7 @@ pub async fn run(
                     Ok(r) => r,
                     Err(e) => { info!("TUN error ({e}): interface gone, exiting"); break; }
                 };
+                d.follow_mtu(&tun, &mut io.tx);
                 if let ReadEnd::Gone(e) = io.tx.read(&tun, &mut ready) {
                     info!("TUN read failed ({e}): interface gone, exiting");
                     break;

@@ -212,7 +212,7 @@ impl TxBatch {
 
     /// Grows every slot for inner packets up to `mtu` bytes (allocates; only when the
     /// interface's MTU was raised).
-    fn grow(&mut self, mtu: usize) {
+    pub(crate) fn grow(&mut self, mtu: usize) {
         let len = slot_len(mtu);
         if self.bufs.first().is_some_and(|b| b.len() < len) {
             debug!("TUN MTU raised to {mtu}: growing the batch slots");
