@@ -11,10 +11,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use wgd::cookie::CookieJar;
-use wgd::device::Received;
-use wgd::messages::{COOKIE_REPLY_LEN, CookieReply, Initiation, RESPONSE_LEN, TYPE_COOKIE_REPLY};
-use wgd::peer::{Endpoint, TransmitKind};
+use wgd::proto::cookie::CookieJar;
+use wgd::proto::Received;
+use wgd::proto::messages::{COOKIE_REPLY_LEN, CookieReply, Initiation, RESPONSE_LEN, TYPE_COOKIE_REPLY};
+use wgd::proto::{Endpoint, TransmitKind};
 use wgd::uapi;
 use wgd_fuzz::{A_ADDR, Session, chunk, device_b, initiated, start, stranger_initiation, take};
 
@@ -313,7 +313,7 @@ allowed_ip=-198.19.0.0/16\nallowed_ip=198.19.7.0/24\n\n",
         format!("set=1\nprivate_key={}\n\n", "0".repeat(64)).as_bytes(),
     );
     // What `wg setconf` sends for the shipped configuration.
-    if let Ok(cfg) = wgd::config::Config::from_file(repo.join("configs/wgd-a.conf")) {
+    if let Ok(cfg) = wgd::conf::Config::from_file(repo.join("configs/wgd-a.conf")) {
         let req = uapi::set_request_from_config(&cfg, true);
         o.write("uapi", "setconf-wgd-a", req.to_request_text().as_bytes());
     }
