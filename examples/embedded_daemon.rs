@@ -84,6 +84,7 @@ fn main() {
         user: None,
         // Crypto worker threads: `None` picks the default for this host (or `WGD_CRYPTO_THREADS`).
         crypto_threads: None,
+        wg_quick: true,
     };
 
     // Our own runtime. The daemon is one task that waits on everything at once, so a

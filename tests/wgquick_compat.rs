@@ -206,3 +206,228 @@ fn same_with_table_off() {
 fn same_with_table_number() {
     compare("same_with_table_number", "Table = 51820\n");
 }
+
+/// Brings `text` up with `wg-quick up` in one namespace and `wgd up` in another (each with an
+/// underlay 198.18.0.2/24), compares the interface snapshot plus the output of `extra`
+/// commands (`IFACE` stands for the interface name), and returns the two namespaces and
+/// interface names with both still up, for checks of their own. wg-quick is taken down, and
+/// wgd stopped, when the returned guard drops.
+struct Both {
+    nq: Netns,
+    nw: Netns,
+    if_q: String,
+    if_w: String,
+    fq: PathBuf,
+    wgd: Option<Proc>,
+    dir: PathBuf,
+}
+
+impl Drop for Both {
+    fn drop(&mut self) {
+        let _ = self
+            .nq
+            .exec_command(&["wg-quick", "down", self.fq.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        self.wgd.take();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn both_up(name: &str, bin: &Path, text: &str) -> (Both, bool, String) {
+    let dir = tempdir(name);
+    let (if_q, if_w) = (unique_iface("wgq"), unique_iface("wgw"));
+    let (fq, fw) = (
+        dir.join(format!("{if_q}.conf")),
+        dir.join(format!("{if_w}.conf")),
+    );
+    std::fs::write(&fq, text).unwrap();
+    std::fs::write(&fw, text).unwrap();
+    let (nq, nw) = (Netns::new(), Netns::new());
+    for ns in [&nq, &nw] {
+        // An underlay of its own (no dummy driver on every kernel: a veth pair in the namespace).
+        ns.ip(&["link", "add", "ul0", "type", "veth", "peer", "name", "ul1"]);
+        ns.ip(&["addr", "add", "198.18.0.2/24", "dev", "ul0"]);
+        ns.ip(&["link", "set", "ul1", "up"]);
+        ns.ip(&["link", "set", "ul0", "up"]);
+    }
+    let qlog = dir.join("wg-quick.log");
+    let q = nq
+        .exec_command(&["wg-quick", "up", fq.to_str().unwrap()])
+        .env("WG_QUICK_USERSPACE_IMPLEMENTATION", bin.to_str().unwrap())
+        .stdout(std::fs::File::create(&qlog).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&qlog).unwrap())
+        .status()
+        .expect("wg-quick up");
+    let qtext = std::fs::read_to_string(&qlog).unwrap_or_default();
+    let wlog = dir.join("wgd.log");
+    let wgd = Proc(
+        nw.exec_command(&[bin.to_str().unwrap(), "up", fw.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&wlog).unwrap())
+            .spawn()
+            .expect("wgd up"),
+    );
+    let b = Both {
+        nq,
+        nw,
+        if_q,
+        if_w,
+        fq,
+        wgd: Some(wgd),
+        dir,
+    };
+    (b, q.success(), qtext)
+}
+
+/// `args` run in `ns` with `iface` for IFACE, output lines with the name normalized, sorted.
+fn capture(ns: &Netns, iface: &str, args: &[&str]) -> Vec<String> {
+    let args: Vec<String> = args.iter().map(|a| a.replace("IFACE", iface)).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = String::from_utf8_lossy(&ns.run_unchecked(&args).stdout).into_owned();
+    let mut v: Vec<String> = out
+        .lines()
+        .map(|l| l.replace(iface, "IFACE").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn fwmark_is_the_table_of_a_default_route_as_in_wg_quick_and_survives_a_reload() {
+    let name = "fwmark_is_the_table_of_a_default_route_as_in_wg_quick_and_survives_a_reload";
+    let w = wgd_impl();
+    if !impl_or_skip(name, &w) {
+        return;
+    }
+    let Impl::Wgd(bin) = w else { unreachable!() };
+    let k = PrivateKey::generate(&mut OsRng);
+    let p = PrivateKey::generate(&mut OsRng).public_key();
+    let text = format!(
+        "[Interface]\nPrivateKey = {}\nAddress = 198.19.0.2/24\nFwMark = 0x1234\n\n\
+         [Peer]\nPublicKey = {p}\nAllowedIPs = 0.0.0.0/0\nEndpoint = 198.18.0.1:51820\n",
+        k.to_base64().as_str()
+    );
+    let (b, ok, qtext) = both_up(name, &bin, &text);
+    assert!(ok, "wg-quick up: {qtext}");
+    wait_link(&b.nw, &b.if_w);
+    let views: [&[&str]; 3] = [
+        &["ip", "-4", "rule", "show"],
+        &["ip", "-4", "route", "show", "table", "4660"],
+        &["wg", "show", "IFACE", "fwmark"],
+    ];
+    for v in views {
+        let (q, ours) = (capture(&b.nq, &b.if_q, v), capture(&b.nw, &b.if_w, v));
+        assert_eq!(q, ours, "{v:?}: wg-quick (left) and wgd up (right) differ");
+        assert!(!q.is_empty(), "{v:?} shows nothing");
+    }
+    assert_eq!(
+        capture(&b.nw, &b.if_w, &["wg", "show", "IFACE", "fwmark"]),
+        ["0x1234"]
+    );
+    // A reload keeps the sockets' mark and the rule in agreement: the daemon's own datagrams
+    // to its endpoint stay out of the tunnel (before, they were routed into it: a loop).
+    let pid = b.wgd.as_ref().map(|p| p.0.id()).unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGHUP).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let route = capture(
+        &b.nw,
+        &b.if_w,
+        &["ip", "route", "get", "198.18.0.1", "mark", "0x1234"],
+    )
+    .join(" ");
+    assert!(
+        route.contains("dev ul0") && !route.contains("IFACE"),
+        "the daemon's own traffic is routed: {route}"
+    );
+    assert_eq!(
+        capture(&b.nw, &b.if_w, &["wg", "show", "IFACE", "fwmark"]),
+        ["0x1234"]
+    );
+}
+
+#[test]
+fn without_address_the_link_is_up_with_its_routes_as_in_wg_quick() {
+    let name = "without_address_the_link_is_up_with_its_routes_as_in_wg_quick";
+    let w = wgd_impl();
+    if !impl_or_skip(name, &w) {
+        return;
+    }
+    let Impl::Wgd(bin) = w else { unreachable!() };
+    let k = PrivateKey::generate(&mut OsRng);
+    let p = PrivateKey::generate(&mut OsRng).public_key();
+    let text = format!(
+        "[Interface]\nPrivateKey = {}\n\n[Peer]\nPublicKey = {p}\n\
+         AllowedIPs = 198.19.5.0/24, 2001:db8:5::/48, 0.0.0.0/0\n",
+        k.to_base64().as_str()
+    );
+    let (b, ok, qtext) = both_up(name, &bin, &text);
+    assert!(ok, "wg-quick up: {qtext}");
+    wait_link(&b.nw, &b.if_w);
+    let (q, ours) = (snapshot(&b.nq, &b.if_q), snapshot(&b.nw, &b.if_w));
+    assert_eq!(q, ours, "wg-quick (left) and wgd up (right) differ");
+    assert!(q.iter().any(|l| l.contains(",UP,")), "link not up: {q:?}");
+    assert!(q.iter().any(|l| l.starts_with("198.19.5.0/24")), "{q:?}");
+    for v in [
+        &["ip", "-4", "rule", "show"][..],
+        &["ip", "-4", "route", "show", "table", "51820"][..],
+    ] {
+        assert_eq!(
+            capture(&b.nq, &b.if_q, v),
+            capture(&b.nw, &b.if_w, v),
+            "{v:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_post_up_fails_and_rolls_back_as_in_wg_quick() {
+    let name = "a_failing_post_up_fails_and_rolls_back_as_in_wg_quick";
+    let w = wgd_impl();
+    if !impl_or_skip(name, &w) {
+        return;
+    }
+    let Impl::Wgd(bin) = w else { unreachable!() };
+    let dir = tempdir("postup-marks");
+    let k = PrivateKey::generate(&mut OsRng);
+    let p = PrivateKey::generate(&mut OsRng).public_key();
+    let mark = dir.join("touched-%i");
+    let text = format!(
+        "[Interface]\nPrivateKey = {}\nAddress = 198.19.0.2/24\n\
+         PostUp = false; touch {}\n\n[Peer]\nPublicKey = {p}\nAllowedIPs = 198.19.5.0/24\n",
+        k.to_base64().as_str(),
+        mark.display()
+    );
+    let (mut b, ok, qtext) = both_up(name, &bin, &text);
+    assert!(!ok, "wg-quick up succeeded with a failing PostUp: {qtext}");
+    // wgd up exits non-zero and takes the interface with it.
+    let mut wgd = b.wgd.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Ok(Some(s)) = wgd.0.try_wait() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wgd up still running after a failed PostUp"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    for (ns, iface) in [(&b.nq, &b.if_q), (&b.nw, &b.if_w)] {
+        assert!(
+            !ns.run_unchecked(&["ip", "link", "show", iface])
+                .status
+                .success(),
+            "{iface} still exists"
+        );
+        let touched = dir.join(format!("touched-{iface}"));
+        assert!(
+            !touched.exists(),
+            "errexit: `touch` ran after `false` for {iface}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -70,6 +70,7 @@ pub fn run(
         config_path: None,
         user,
         crypto_threads: None,
+        wg_quick: false,
     };
     super::foreground::run_daemon(Config::default(), opts, |_| {
         if let Some(mut p) = ready_pipe.take() {

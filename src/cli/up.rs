@@ -61,6 +61,7 @@ pub fn up(args: UpArgs, user: Option<wgd::daemon::privdrop::Target>) -> Result<(
         config_path: Some(path.clone()),
         user,
         crypto_threads: None,
+        wg_quick: true,
     };
     super::foreground::run_daemon(cfg, opts, |_| {})
 }

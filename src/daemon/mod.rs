@@ -113,6 +113,10 @@ pub struct Options {
     /// Crypto worker threads (None: `WGD_CRYPTO_THREADS` or the default for this host, see
     /// [`Workers::from_env`]).
     pub crypto_threads: Option<usize>,
+    /// Run wg-quick's steps around the device (`wgd up`): hooks, addresses, the link up,
+    /// routes, DNS. False for a bare device, as `wgd IFACE` and wireguard-go create it for
+    /// `wg-quick`, which then does those steps itself.
+    pub wg_quick: bool,
 }
 
 /// Why [`run`] could not bring the interface up, or stopped with an error. Each variant names
@@ -534,7 +538,7 @@ pub async fn run(
 ) -> std::result::Result<DaemonStats, Error> {
     let mut d = Daemon::from_config(&cfg, opts.mtu)?;
     let wgquick = |e: anyhow::Error| Error::WgQuick(e.into());
-    let mut wgq = WgQuick::pre_up(&cfg, &opts.iface).map_err(wgquick)?;
+    let mut wgq = WgQuick::pre_up(&cfg, &opts.iface, opts.wg_quick).map_err(wgquick)?;
     let tun = Tun::create(&opts.iface)
         .map_err(Error::io(format!("creating TUN interface {}", opts.iface)))?;
     crate::daemon::tun::set_mtu(tun.name(), opts.mtu).map_err(Error::io("setting the MTU"))?;

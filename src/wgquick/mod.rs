@@ -48,9 +48,14 @@ pub fn link_up(iface: &str) -> Result<()> {
 pub fn run_hooks(kind: &str, iface: &str, cmds: &[String]) -> Result<()> {
     for c in cmds {
         let cmd = c.replace("%i", iface);
+        // wg-quick evaluates hooks in a subshell of its `set -e` script: errexit, so
+        // `false; touch X` fails at `false` (and a failed PostUp rolls the interface back).
+        // `$INTERFACE` is one of wg-quick's variables hooks use.
         let status = Command::new("bash")
+            .arg("-e")
             .arg("-c")
             .arg(&cmd)
+            .env("INTERFACE", iface)
             .status()
             .with_context(|| format!("running {kind} hook"))?;
         if !status.success() {
@@ -88,14 +93,21 @@ impl WgQuickState {
     /// Adds routes for every peer's AllowedIPs as wg-quick does for `table`: none for `Off`; into
     /// table N for `Id(N)`; otherwise into the main table unless already routed via the
     /// interface, and a default route (`/0`) through fwmark policy routing (a table of its own,
-    /// `not fwmark T lookup T` and `lookup main suppress_prefixlength 0`). Returns the fwmark the
-    /// sockets must carry when a default route was added. Prefixes go longest first.
+    /// `not fwmark T lookup T` and `lookup main suppress_prefixlength 0`). Prefixes go longest
+    /// first.
+    ///
+    /// The table of a default route is the device's fwmark when it has one (`FwMark`), as
+    /// wg-quick's `get_fwmark` does; otherwise the first free table from 51820, which then
+    /// becomes the fwmark: `set_fwmark` is called with it before the rules exist, so the
+    /// daemon's own datagrams never take the new table.
     pub fn add_routes(
         &mut self,
         iface: &str,
         table: Option<&crate::conf::Table>,
+        fwmark: Option<u32>,
         prefixes: &[AllowedIp],
-    ) -> Result<Option<u32>> {
+        set_fwmark: &mut dyn FnMut(u32) -> Result<()>,
+    ) -> Result<()> {
         use crate::conf::Table;
         let mut sorted: Vec<AllowedIp> = prefixes.to_vec();
         sorted.sort_by_key(|p| std::cmp::Reverse(p.cidr));
@@ -110,7 +122,16 @@ impl WgQuickState {
                     ip(&[v, "route", "add", &s, "dev", iface, "table", &t.to_string()])?
                 }
                 _ if p.cidr == 0 => {
-                    let t = *mark.get_or_insert_with(free_table);
+                    let t = match (mark, fwmark.filter(|&m| m != 0)) {
+                        (Some(t), _) => t,
+                        (None, Some(m)) => m,
+                        (None, None) => {
+                            let t = free_table();
+                            set_fwmark(t)?;
+                            t
+                        }
+                    };
+                    mark = Some(t);
                     let ts = t.to_string();
                     let not_mark = vec![
                         v.to_string(),
@@ -152,7 +173,7 @@ impl WgQuickState {
                 }
             }
         }
-        Ok(mark)
+        Ok(())
     }
 
     /// Sets DNS servers and search domains through `resolvconf`, as wg-quick does. Without
@@ -161,9 +182,8 @@ impl WgQuickState {
         if dns.is_empty() {
             return Ok(());
         }
-        let (servers, search): (Vec<&String>, Vec<&String>) = dns
-            .iter()
-            .partition(|d| d.parse::<std::net::IpAddr>().is_ok());
+        let (servers, search): (Vec<&String>, Vec<&String>) =
+            dns.iter().partition(|d| is_dns_server(d));
         let mut input = String::new();
         for s in servers {
             input += &format!("nameserver {s}\n");
@@ -217,50 +237,102 @@ impl WgQuickState {
     }
 }
 
-/// wg-quick's interface name prefix for resolvconf ("tun." where resolvconf orders by it).
-fn resolvconf_prefix() -> &'static str {
-    match std::fs::read_to_string("/etc/resolvconf/interface-order") {
-        Ok(s) if s.lines().any(|l| l.trim_start().starts_with("tun.")) => "tun.",
-        _ => "",
+/// wg-quick's interface name prefix for resolvconf: the first line of
+/// `/etc/resolvconf/interface-order` that is a name pattern `NAME*` (`^([A-Za-z0-9-]+)\*$`)
+/// gives `NAME.` (Debian's file has `tun*`: the tunnel registers as `tun.wg0` and its DNS is
+/// ordered above the LAN's); none, or no file: no prefix.
+fn resolvconf_prefix() -> String {
+    std::fs::read_to_string("/etc/resolvconf/interface-order")
+        .map(|s| interface_order_prefix(&s))
+        .unwrap_or_default()
+}
+
+fn interface_order_prefix(order: &str) -> String {
+    order
+        .lines()
+        .find_map(|l| {
+            let name = l.strip_suffix('*')?;
+            (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                .then(|| format!("{name}."))
+        })
+        .unwrap_or_default()
+}
+
+/// wg-quick's classification of a `DNS` entry: a server if it is all digits and dots or has a
+/// colon (IPv6, scoped ones like `fe80::53%eth0` included), else a search domain.
+fn is_dns_server(v: &str) -> bool {
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')) || v.contains(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resolvconf_prefix_is_the_first_name_pattern_as_wg_quick_reads_it() {
+        let debian = "# interface-order(5)\nlo.inet6\nlo.inet\nlo.@(dnsmasq|pdnsd)\n\
+                      lo.!(pdns|pdns-recursor)\nlo\ntun*\ntap*\nhso*\nem+([0-9])?(_+([0-9]))*\n";
+        assert_eq!(interface_order_prefix(debian), "tun.");
+        assert_eq!(interface_order_prefix("lo\nwg-x*\ntun*\n"), "wg-x.");
+        assert_eq!(interface_order_prefix("lo\ntun.*\n*\n"), "");
+        assert_eq!(interface_order_prefix(""), "");
+    }
+
+    #[test]
+    fn dns_entries_are_servers_or_search_domains_as_wg_quick_splits_them() {
+        for server in ["198.18.0.53", "2001:db8::53", "fe80::53%eth0", "::1"] {
+            assert!(is_dns_server(server), "{server}");
+        }
+        for domain in ["example.com", "corp", "a1.example", "1.example"] {
+            assert!(!is_dns_server(domain), "{domain}");
+        }
     }
 }
 
 /// The wg-quick steps of one interface, from `PreUp` to `PostDown`.
 #[derive(Debug)]
 pub(crate) struct WgQuick {
+    /// False: every step does nothing (a bare device for `wg-quick` to configure).
+    enabled: bool,
     iface: String,
     q: InterfaceConfig,
     state: WgQuickState,
 }
 
 impl WgQuick {
-    /// `PreUp`, before the interface exists (`%i` is the name it will have).
-    pub(crate) fn pre_up(cfg: &Config, iface: &str) -> Result<WgQuick> {
-        run_hooks("PreUp", iface, &cfg.interface.pre_up)?;
+    /// `PreUp`, before the interface exists (`%i` is the name it will have). With `enabled`
+    /// false, this and every later step do nothing.
+    pub(crate) fn pre_up(cfg: &Config, iface: &str, enabled: bool) -> Result<WgQuick> {
+        if enabled {
+            run_hooks("PreUp", iface, &cfg.interface.pre_up)?;
+        }
         Ok(WgQuick {
+            enabled,
             iface: iface.to_string(),
             q: cfg.interface.clone(),
             state: WgQuickState::default(),
         })
     }
 
-    /// Once the interface exists as `iface`: `Address` (the interface is then brought up).
+    /// Once the interface exists as `iface`: `Address`, then the link up (wg-quick's
+    /// `set_mtu_up` brings it up with or without addresses).
     pub(crate) fn link(&mut self, iface: &str) -> Result<()> {
         self.iface = iface.to_string();
-        if !self.q.addresses.is_empty() {
-            add_addresses(iface, &self.q.addresses)?;
-            link_up(iface)?;
+        if !self.enabled {
+            return Ok(());
         }
-        Ok(())
+        add_addresses(iface, &self.q.addresses)?;
+        link_up(iface)
     }
 
-    /// Once the sockets exist: routes for every peer's AllowedIPs per `Table` (a default route
-    /// needs a fwmark on the sockets: `set_fwmark` is called with it before anything else
-    /// happens), DNS, `PostUp`. On failure everything done so far is undone.
+    /// Once the sockets exist, in wg-quick's order: DNS, routes for every peer's AllowedIPs per
+    /// `Table` (with or without `Address`; a default route without a configured `FwMark` needs
+    /// one on the sockets: `set_fwmark` is called with it before its rules exist), `PostUp`. On
+    /// failure everything done so far is undone.
     pub(crate) fn up(
         &mut self,
         cfg: &Config,
-        set_fwmark: impl FnOnce(u32) -> Result<()>,
+        set_fwmark: impl FnMut(u32) -> Result<()>,
     ) -> Result<()> {
         let r = self.up_steps(cfg, set_fwmark);
         if r.is_err() {
@@ -269,21 +341,27 @@ impl WgQuick {
         r
     }
 
-    fn up_steps(&mut self, cfg: &Config, set_fwmark: impl FnOnce(u32) -> Result<()>) -> Result<()> {
+    fn up_steps(
+        &mut self,
+        cfg: &Config,
+        mut set_fwmark: impl FnMut(u32) -> Result<()>,
+    ) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
         let prefixes: Vec<AllowedIp> = cfg
             .peers
             .iter()
             .flat_map(|p| p.allowed_ips.iter().copied())
             .collect();
-        if self.q.table.is_some() || !self.q.addresses.is_empty() {
-            if let Some(mark) =
-                self.state
-                    .add_routes(&self.iface, self.q.table.as_ref(), &prefixes)?
-            {
-                set_fwmark(mark)?;
-            }
-        }
         self.state.set_dns(&self.iface, &self.q.dns)?;
+        self.state.add_routes(
+            &self.iface,
+            self.q.table.as_ref(),
+            self.q.fwmark,
+            &prefixes,
+            &mut set_fwmark,
+        )?;
         run_hooks("PostUp", &self.iface, &self.q.post_up)
     }
 
@@ -291,6 +369,10 @@ impl WgQuick {
     /// DNS undone, `remove` (drops the interface), `PostDown`. Failures are logged: every step
     /// runs.
     pub(crate) fn down(mut self, save: impl FnOnce(), remove: impl FnOnce()) {
+        if !self.enabled {
+            remove();
+            return;
+        }
         if let Err(e) = run_hooks("PreDown", &self.iface, &self.q.pre_down) {
             tracing::warn!("{e:#}");
         }

@@ -52,6 +52,7 @@ impl InProc {
             config_path: None,
             user: None,
             crypto_threads,
+            wg_quick: true,
         };
         let (ready_tx, ready_rx) = mpsc::channel::<Started>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
