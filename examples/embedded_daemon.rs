@@ -28,7 +28,6 @@ use std::process::exit;
 use std::time::Duration;
 use wgd::conf::Config;
 use wgd::daemon::{Options, Started};
-use wgd::proto::constants::DEFAULT_MTU;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -76,7 +75,8 @@ fn main() {
     let options = Options {
         iface: iface.to_string(),
         // The file's `MTU`, or WireGuard's default of 1420.
-        mtu: config.interface.mtu.unwrap_or(DEFAULT_MTU as u32),
+        // None: as wg-quick picks it (the route MTU to the endpoints, minus 80).
+        mtu: config.interface.mtu,
         // Re-read on SIGHUP. `None`: SIGHUP is ignored (and SaveConfig has nowhere to write).
         config_path: Some(path.clone()),
         // Stay root. To drop to another user once the interface and sockets exist:

@@ -235,7 +235,7 @@ impl Drop for Both {
     }
 }
 
-fn both_up(name: &str, bin: &Path, text: &str) -> (Both, bool, String) {
+fn both_up(name: &str, bin: &Path, text: &str, underlay_mtu: &str) -> (Both, bool, String) {
     let dir = tempdir(name);
     let (if_q, if_w) = (unique_iface("wgq"), unique_iface("wgw"));
     let (fq, fw) = (
@@ -249,8 +249,8 @@ fn both_up(name: &str, bin: &Path, text: &str) -> (Both, bool, String) {
         // An underlay of its own (no dummy driver on every kernel: a veth pair in the namespace).
         ns.ip(&["link", "add", "ul0", "type", "veth", "peer", "name", "ul1"]);
         ns.ip(&["addr", "add", "198.18.0.2/24", "dev", "ul0"]);
-        ns.ip(&["link", "set", "ul1", "up"]);
-        ns.ip(&["link", "set", "ul0", "up"]);
+        ns.ip(&["link", "set", "ul1", "mtu", underlay_mtu, "up"]);
+        ns.ip(&["link", "set", "ul0", "mtu", underlay_mtu, "up"]);
     }
     let qlog = dir.join("wg-quick.log");
     let q = nq
@@ -310,7 +310,7 @@ fn fwmark_is_the_table_of_a_default_route_as_in_wg_quick_and_survives_a_reload()
          [Peer]\nPublicKey = {p}\nAllowedIPs = 0.0.0.0/0\nEndpoint = 198.18.0.1:51820\n",
         k.to_base64().as_str()
     );
-    let (b, ok, qtext) = both_up(name, &bin, &text);
+    let (b, ok, qtext) = both_up(name, &bin, &text, "1500");
     assert!(ok, "wg-quick up: {qtext}");
     wait_link(&b.nw, &b.if_w);
     let views: [&[&str]; 3] = [
@@ -363,7 +363,7 @@ fn without_address_the_link_is_up_with_its_routes_as_in_wg_quick() {
          AllowedIPs = 198.19.5.0/24, 2001:db8:5::/48, 0.0.0.0/0\n",
         k.to_base64().as_str()
     );
-    let (b, ok, qtext) = both_up(name, &bin, &text);
+    let (b, ok, qtext) = both_up(name, &bin, &text, "1500");
     assert!(ok, "wg-quick up: {qtext}");
     wait_link(&b.nw, &b.if_w);
     let (q, ours) = (snapshot(&b.nq, &b.if_q), snapshot(&b.nw, &b.if_w));
@@ -400,7 +400,7 @@ fn a_failing_post_up_fails_and_rolls_back_as_in_wg_quick() {
         k.to_base64().as_str(),
         mark.display()
     );
-    let (mut b, ok, qtext) = both_up(name, &bin, &text);
+    let (mut b, ok, qtext) = both_up(name, &bin, &text, "1500");
     assert!(!ok, "wg-quick up succeeded with a failing PostUp: {qtext}");
     // wgd up exits non-zero and takes the interface with it.
     let mut wgd = b.wgd.take().unwrap();
@@ -430,4 +430,28 @@ fn a_failing_post_up_fails_and_rolls_back_as_in_wg_quick() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_mtu_it_is_the_route_mtu_less_80_as_in_wg_quick() {
+    let name = "without_mtu_it_is_the_route_mtu_less_80_as_in_wg_quick";
+    let w = wgd_impl();
+    if !impl_or_skip(name, &w) {
+        return;
+    }
+    let Impl::Wgd(bin) = w else { unreachable!() };
+    let k = PrivateKey::generate(&mut OsRng);
+    let p = PrivateKey::generate(&mut OsRng).public_key();
+    let text = format!(
+        "[Interface]\nPrivateKey = {}\nAddress = 198.19.0.2/24\n\n\
+         [Peer]\nPublicKey = {p}\nAllowedIPs = 198.19.5.0/24\nEndpoint = 198.18.0.1:51820\n",
+        k.to_base64().as_str()
+    );
+    // The endpoint is reached over a 1400-byte underlay: wg-quick sets 1320 (wgd used 1420).
+    let (b, ok, qtext) = both_up(name, &bin, &text, "1400");
+    assert!(ok, "wg-quick up: {qtext}");
+    wait_link(&b.nw, &b.if_w);
+    let (q, ours) = (snapshot(&b.nq, &b.if_q), snapshot(&b.nw, &b.if_w));
+    assert_eq!(q, ours, "wg-quick (left) and wgd up (right) differ");
+    assert!(q.iter().any(|l| l.contains("mtu 1320")), "{q:?}");
 }

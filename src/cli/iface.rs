@@ -66,7 +66,7 @@ pub fn run(
     let mut ready_pipe = if foreground { None } else { Some(detach()?) };
     let opts = Options {
         iface: iface.to_string(),
-        mtu: DEFAULT_MTU as u32,
+        mtu: Some(DEFAULT_MTU as u32),
         config_path: None,
         user,
         crypto_threads: None,

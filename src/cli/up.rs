@@ -4,7 +4,6 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use wgd::conf::Config;
 use wgd::daemon::Options;
-use wgd::proto::constants::DEFAULT_MTU;
 
 /// Arguments of `wgd up`.
 #[derive(Debug, clap::Args)]
@@ -54,7 +53,7 @@ pub fn up(args: UpArgs, user: Option<wgd::daemon::privdrop::Target>) -> Result<(
             );
         }
     }
-    let mtu = cfg.interface.mtu.unwrap_or(DEFAULT_MTU as u32);
+    let mtu = cfg.interface.mtu;
     let opts = Options {
         iface,
         mtu,

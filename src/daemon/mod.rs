@@ -26,6 +26,7 @@ use crate::daemon::send::{ReadEnd, TxBatch};
 use crate::daemon::tun::Tun;
 use crate::daemon::udp::{Sock, UdpSockets};
 use crate::daemon::workers::Workers;
+use crate::proto::constants::DEFAULT_MTU;
 use crate::proto::device::{Device, DeviceStats};
 use crate::proto::index::PeerId;
 use crate::proto::peer::{Endpoint, Transmit};
@@ -104,8 +105,10 @@ pub struct DaemonStats {
 pub struct Options {
     /// Interface name.
     pub iface: String,
-    /// Tunnel MTU.
-    pub mtu: u32,
+    /// Tunnel MTU. None: as wg-quick chooses it when the file has no `MTU` (with
+    /// [`Options::wg_quick`]): the largest MTU of the routes to the peers' endpoints, else of
+    /// the default route, else 1500, minus 80; without `wg_quick`, 1420.
+    pub mtu: Option<u32>,
     /// The configuration file, re-read on SIGHUP (None: SIGHUP is ignored).
     pub config_path: Option<std::path::PathBuf>,
     /// `--user`: the user to become once everything privileged is set up (None: stay root).
@@ -536,12 +539,25 @@ pub async fn run(
     on_ready: impl FnOnce(&Started),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::result::Result<DaemonStats, Error> {
-    let mut d = Daemon::from_config(&cfg, opts.mtu)?;
+    let mut d = Daemon::from_config(&cfg, opts.mtu.unwrap_or(DEFAULT_MTU as u32))?;
+    let mtu = match opts.mtu {
+        Some(m) => m,
+        None if opts.wg_quick => {
+            let endpoints: Vec<std::net::IpAddr> = d
+                .dev
+                .peer_ids()
+                .filter_map(|id| Some(d.dev.peer(id)?.endpoint()?.addr.ip()))
+                .collect();
+            crate::wgquick::auto_mtu(&endpoints)
+        }
+        None => DEFAULT_MTU as u32,
+    };
+    d.dev.set_mtu(mtu as usize);
     let wgquick = |e: anyhow::Error| Error::WgQuick(e.into());
     let mut wgq = WgQuick::pre_up(&cfg, &opts.iface, opts.wg_quick).map_err(wgquick)?;
     let tun = Tun::create(&opts.iface)
         .map_err(Error::io(format!("creating TUN interface {}", opts.iface)))?;
-    crate::daemon::tun::set_mtu(tun.name(), opts.mtu).map_err(Error::io("setting the MTU"))?;
+    crate::daemon::tun::set_mtu(tun.name(), mtu).map_err(Error::io("setting the MTU"))?;
     wgq.link(tun.name()).map_err(wgquick)?;
     let mut udp = UdpSockets::bind(cfg.interface.listen_port.unwrap_or(0), cfg.interface.fwmark)
         .map_err(Error::io("binding the UDP listen port"))?;
@@ -587,7 +603,7 @@ pub async fn run(
         .unwrap_or(1);
     let mut io = DataPath {
         rx: RxBatch::new(gro.max(64)),
-        tx: TxBatch::new(opts.mtu as usize),
+        tx: TxBatch::new(mtu as usize),
         handshakes: HandshakeQueue::new(),
         workers: opts
             .crypto_threads

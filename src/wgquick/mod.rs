@@ -65,6 +65,48 @@ pub fn run_hooks(kind: &str, iface: &str, cmds: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// wg-quick's MTU for a file without `MTU` (`set_mtu_up`): the largest MTU of the routes to
+/// `endpoints` (`ip route get`: the route's `mtu`, else its device's), else that of the default
+/// route, else 1500; minus 80 (the largest WireGuard overhead, IPv6 outer).
+pub(crate) fn auto_mtu(endpoints: &[std::net::IpAddr]) -> u32 {
+    let mut mtu = endpoints
+        .iter()
+        .filter_map(|e| route_mtu(&["route", "get", &e.to_string()]))
+        .max()
+        .unwrap_or(0);
+    if mtu == 0 {
+        mtu = route_mtu(&["route", "show", "default"]).unwrap_or(0);
+    }
+    if mtu == 0 {
+        mtu = 1500;
+    }
+    mtu.saturating_sub(80)
+}
+
+/// The MTU in the first line `ip ARGS` prints: its `mtu N`, else the `mtu` of its `dev X`.
+fn route_mtu(args: &[&str]) -> Option<u32> {
+    let out = Command::new("ip").args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?;
+    let after = |key: &str| -> Option<String> {
+        let mut words = line.split_whitespace();
+        words.find(|w| *w == key)?;
+        words.next().map(str::to_string)
+    };
+    if let Some(m) = after("mtu").and_then(|m| m.parse().ok()) {
+        return Some(m);
+    }
+    let dev = after("dev")?;
+    let link = Command::new("ip")
+        .args(["link", "show", "dev", &dev])
+        .output()
+        .ok()?;
+    let link = String::from_utf8_lossy(&link.stdout);
+    let mut words = link.split_whitespace();
+    words.find(|w| *w == "mtu")?;
+    words.next()?.parse().ok()
+}
+
 /// The first routing table number from 51820 with no IPv4 or IPv6 routes (wg-quick's choice of
 /// table and fwmark for a default route).
 fn free_table() -> u32 {

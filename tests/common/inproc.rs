@@ -48,7 +48,7 @@ impl InProc {
             Config::parse(conf_text, "inproc.conf").unwrap_or_else(|e| panic!("inproc.conf: {e}"));
         let opts = Options {
             iface: iface.to_string(),
-            mtu: MTU,
+            mtu: Some(MTU),
             config_path: None,
             user: None,
             crypto_threads,
