@@ -313,10 +313,13 @@ fn fwmark_is_the_table_of_a_default_route_as_in_wg_quick_and_survives_a_reload()
     let (b, ok, qtext) = both_up(name, &bin, &text, "1500");
     assert!(ok, "wg-quick up: {qtext}");
     wait_link(&b.nw, &b.if_w);
-    let views: [&[&str]; 3] = [
+    let views: [&[&str]; 4] = [
         &["ip", "-4", "rule", "show"],
         &["ip", "-4", "route", "show", "table", "4660"],
         &["wg", "show", "IFACE", "fwmark"],
+        // wg-quick's firewall for a default route: spoofed packets to the tunnel address
+        // dropped, the connmark save/restore for the marked UDP.
+        &["nft", "list", "table", "ip", "wg-quick-IFACE"],
     ];
     for v in views {
         let (q, ours) = (capture(&b.nq, &b.if_q, v), capture(&b.nw, &b.if_w, v));
@@ -346,6 +349,34 @@ fn fwmark_is_the_table_of_a_default_route_as_in_wg_quick_and_survives_a_reload()
         capture(&b.nw, &b.if_w, &["wg", "show", "IFACE", "fwmark"]),
         ["0x1234"]
     );
+    // Down: the nft table goes with the interface, for both (namespaces still there).
+    let mut b = b;
+    for ns in [&b.nq, &b.nw] {
+        let tables =
+            String::from_utf8_lossy(&ns.run(&["nft", "list", "tables"]).stdout).into_owned();
+        assert!(
+            tables.contains("wg-quick-"),
+            "no table while up in {}",
+            ns.name
+        );
+    }
+    let down =
+        b.nq.exec_command(&["wg-quick", "down", b.fq.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("wg-quick down");
+    assert!(down.success(), "wg-quick down");
+    drop(b.wgd.take());
+    for ns in [&b.nq, &b.nw] {
+        let tables =
+            String::from_utf8_lossy(&ns.run(&["nft", "list", "tables"]).stdout).into_owned();
+        assert!(
+            !tables.contains("wg-quick-"),
+            "left behind in {}: {tables}",
+            ns.name
+        );
+    }
 }
 
 #[test]

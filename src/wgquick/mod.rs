@@ -129,6 +129,8 @@ fn free_table() -> u32 {
 pub struct WgQuickState {
     rules: Vec<Vec<String>>,
     dns_iface: Option<String>,
+    /// nftables tables added for a default route (`ip wg-quick-IFACE`, `ip6 ...`).
+    nft_tables: Vec<(&'static str, String)>,
 }
 
 impl WgQuickState {
@@ -200,6 +202,7 @@ impl WgQuickState {
                         self.rules.push(rule);
                     }
                     ip(&[v, "route", "add", &s, "dev", iface, "table", &ts])?;
+                    self.add_nft_rules(iface, p.addr.is_ipv6(), t)?;
                     if !p.addr.is_ipv6() {
                         let _ = std::fs::write("/proc/sys/net/ipv4/conf/all/src_valid_mark", "1");
                     }
@@ -215,6 +218,72 @@ impl WgQuickState {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// wg-quick's nftables rules for a default route through `table`, when `nft` is installed:
+    /// in table `ip[6] wg-quick-IFACE`, a raw prerouting rule dropping packets to the
+    /// interface's addresses that arrive on another interface from a non-local source (so the
+    /// tunnel's address cannot be reached by spoofing it from the LAN), and the connmark
+    /// save/restore that keeps replies to the daemon's marked UDP out of the tunnel. Removed on
+    /// the way down. (wg-quick falls back to iptables-restore without nft; wgd does not.)
+    fn add_nft_rules(&mut self, iface: &str, v6: bool, table: u32) -> Result<()> {
+        let (family, proto) = if v6 { ("ip6", "-6") } else { ("ip", "-4") };
+        let name = format!("wg-quick-{iface}");
+        if self
+            .nft_tables
+            .iter()
+            .any(|(f, t)| *f == family && *t == name)
+        {
+            return Ok(());
+        }
+        let nft = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join("nft").is_file()))
+            .unwrap_or(false);
+        if !nft {
+            tracing::warn!(
+                "nft not found: the wg-quick firewall rules for the default route are not added"
+            );
+            return Ok(());
+        }
+        let mut cmd = format!(
+            "add table {family} {name}\n\
+             add chain {family} {name} preraw {{ type filter hook prerouting priority -300; }}\n\
+             add chain {family} {name} premangle {{ type filter hook prerouting priority -150; }}\n\
+             add chain {family} {name} postmangle {{ type filter hook postrouting priority -150; }}\n"
+        );
+        let addrs = Command::new("ip")
+            .args([proto, "-o", "addr", "show", "dev", iface])
+            .output()
+            .context("running ip addr show")?;
+        for line in String::from_utf8_lossy(&addrs.stdout).lines() {
+            let mut words = line.split_whitespace();
+            if words.any(|w| w == "inet" || w == "inet6") {
+                if let Some(addr) = words.next().and_then(|a| a.split('/').next()) {
+                    cmd += &format!(
+                        "add rule {family} {name} preraw iifname != \"{iface}\" {family} daddr {addr} fib saddr type != local drop\n"
+                    );
+                }
+            }
+        }
+        cmd += &format!(
+            "add rule {family} {name} postmangle meta l4proto udp mark {table} ct mark set mark \n\
+             add rule {family} {name} premangle meta l4proto udp meta mark set ct mark \n"
+        );
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .context("running nft")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin.write_all(cmd.as_bytes()).context("writing to nft")?;
+        }
+        let status = child.wait().context("waiting for nft")?;
+        if !status.success() {
+            bail!("nft -f failed ({status}) for:\n{cmd}");
+        }
+        self.nft_tables.push((family, name));
         Ok(())
     }
 
@@ -262,6 +331,14 @@ impl WgQuickState {
 
     /// Undoes the rules and DNS settings (routes through the interface vanish with it).
     pub fn down(&mut self) {
+        for (family, table) in self.nft_tables.drain(..).rev() {
+            let r = Command::new("nft")
+                .args(["delete", "table", family, &table])
+                .status();
+            if !r.is_ok_and(|s| s.success()) {
+                tracing::warn!("nft delete table {family} {table} failed");
+            }
+        }
         for rule in self.rules.drain(..).rev() {
             let mut args: Vec<&str> = rule.iter().map(String::as_str).collect();
             if let Some(a) = args.get_mut(2) {
