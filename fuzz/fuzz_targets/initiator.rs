@@ -14,8 +14,8 @@
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 use wgd::proto::constants::REKEY_TIMEOUT;
-use wgd::proto::{DropReason, Received};
 use wgd::proto::messages::{self, Initiation, RESPONSE_LEN, Response};
+use wgd::proto::{DropReason, Received};
 use wgd::proto::{Endpoint, TransmitKind};
 use wgd_fuzz::{B_ADDR, Chunks, initiated, set_mac1, take};
 

@@ -9,11 +9,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use wgd::proto::allowedips::{packet_dst, packet_src};
+use wgd::proto::inner_packet;
 use wgd::proto::messages::{
     self, CookieReply, Initiation, Message, PADDING_MULTIPLE, Response, TRANSPORT_HEADER_LEN,
     TRANSPORT_MIN_LEN, TransportHeader,
 };
-use wgd::proto::inner_packet;
 
 fuzz_target!(|data: &[u8]| {
     let ty = messages::message_type(data);

@@ -17,8 +17,8 @@ use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 use wgd::proto::constants::UNDER_LOAD_QUEUE_THRESHOLD;
 use wgd::proto::cookie::CookieJar;
-use wgd::proto::{DropReason, Received};
 use wgd::proto::messages::{self, CookieReply, Message, Response};
+use wgd::proto::{DropReason, Received};
 use wgd::proto::{Endpoint, TransmitKind};
 use wgd_fuzz::{A_ADDR, Chunks, device_b, mac1_offset, set_mac1, start, take};
 

@@ -20,11 +20,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
-use wgd::proto::allowedips::packet_src;
-use wgd::proto::{DropReason, Received};
-use wgd::proto::messages::{TRANSPORT_MIN_LEN, TYPE_TRANSPORT};
-use wgd::proto::{Endpoint, inner_packet};
 use wgd::proto::Now;
+use wgd::proto::allowedips::packet_src;
+use wgd::proto::messages::{TRANSPORT_MIN_LEN, TYPE_TRANSPORT};
+use wgd::proto::{DropReason, Received};
+use wgd::proto::{Endpoint, inner_packet};
 use wgd_fuzz::{A_ADDR, Chunks, Session, in_a_prefixes};
 
 /// Delivers `dgram` to B and checks what comes out against the plaintext A sealed, if known.
@@ -63,7 +63,10 @@ fn deliver(s: &mut Session, now: Now, dgram: &mut [u8], plain: Option<&[u8]>) ->
             // Authenticated, but the inner source is not A's (checked without the trie).
             if let Some(p) = plain {
                 let mut padded = p.to_vec();
-                padded.resize(dgram.len().saturating_sub(TRANSPORT_MIN_LEN).max(p.len()), 0);
+                padded.resize(
+                    dgram.len().saturating_sub(TRANSPORT_MIN_LEN).max(p.len()),
+                    0,
+                );
                 let src = inner_packet(&padded).map(|(_, src)| src);
                 assert!(src.is_some_and(|a| !in_a_prefixes(a)), "{src:?} refused");
             }

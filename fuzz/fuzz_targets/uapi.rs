@@ -52,6 +52,16 @@ fuzz_target!(|data: &[u8]| {
             }
             return;
         }
+        Ok(Request::Stats) => {
+            for dev in devices() {
+                let text = uapi::format_stats(&dev, &[("rx_dropped", 1)]);
+                assert_eq!(
+                    uapi::parse_stats_reply(&text).map(|s| s.peers.len()),
+                    Ok(dev.peer_ids().count())
+                );
+            }
+            return;
+        }
         Err(e) => {
             assert!(e.errno() < 0);
             return;
@@ -60,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
     let wire = req.to_request_text();
     match uapi::parse_request(wire.as_bytes()) {
         Ok(Request::Set(back)) => assert_eq!(back, req, "request text:\n{}", wire.as_str()),
-        Ok(Request::Get) => panic!("set request reparsed as get"),
+        Ok(other) => panic!("set request reparsed as {other:?}"),
         Err(e) => panic!("written request does not parse: {e}\n{}", wire.as_str()),
     }
     for mut dev in devices() {

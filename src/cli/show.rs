@@ -21,6 +21,13 @@ pub struct ShowArgs {
     /// numbers, never a private or preshared key
     #[arg(long)]
     pub json: bool,
+    /// Print the Prometheus text exposition format instead (for node_exporter's textfile
+    /// collector or a scrape wrapper): wireguard_sent_bytes_total,
+    /// wireguard_received_bytes_total and wireguard_latest_handshake_seconds per peer, as the
+    /// common WireGuard exporters name them, and every wgd drop and handshake counter
+    /// (wgd_*), per interface and per peer
+    #[arg(long, conflicts_with = "json")]
+    pub prometheus: bool,
 }
 
 /// The interfaces with a socket in [`SOCKET_DIR`], sorted by name (none if the directory does
@@ -88,8 +95,20 @@ pub fn show(args: ShowArgs) -> Result<()> {
             }
         }
     }
+    // The counters (wgd's own `wgd-stats=1` request); `None` where the daemon does not answer
+    // it (wireguard-go), which is not an error.
+    let counters: Vec<Option<wgd::uapi::Stats>> = if args.json || args.prometheus {
+        shown
+            .iter()
+            .map(|(iface, _)| wgd::uapi::client::uapi_stats(iface).ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let text = if args.json {
-        format_json(&shown)
+        format_json(&shown, &counters)
+    } else if args.prometheus {
+        format_prometheus(&shown, &counters)
     } else {
         let now = unix_now();
         let parts: Vec<String> = shown
@@ -257,28 +276,40 @@ fn json_opt<T: std::fmt::Display>(v: Option<T>) -> String {
 /// ```
 ///
 /// Interfaces sorted by name, peers in the daemon's order. No private or preshared key.
-pub(crate) fn format_json(interfaces: &[(String, GetReply)]) -> String {
+pub(crate) fn format_json(
+    interfaces: &[(String, GetReply)],
+    counters: &[Option<wgd::uapi::Stats>],
+) -> String {
     let mut s = String::from("{\n  \"interfaces\": [");
     for (i, (name, r)) in interfaces.iter().enumerate() {
+        let stats = counters.get(i).and_then(Option::as_ref);
         s.push_str(if i == 0 { "\n" } else { ",\n" });
         let _ = write!(
             s,
             "    {{\n      \"name\": {},\n      \"public_key\": {},\n      \"listen_port\": {},\n      \
-             \"fwmark\": {},\n      \"peers\": [",
+             \"fwmark\": {},\n      \"counters\": {},\n      \"peers\": [",
             json_str(name),
             json_opt(r.public_key.map(|k| json_str(&k.to_base64()))),
             json_opt(r.listen_port),
             json_opt(r.fwmark),
+            json_counters(stats.map(|st| st.device.as_slice())),
         );
         for (j, p) in r.peers.iter().enumerate() {
             s.push_str(if j == 0 { "\n" } else { ",\n" });
             let ips: Vec<String> = p.allowed_ips.iter().map(|a| json_str(a)).collect();
+            let peer_counters = stats.and_then(|st| {
+                st.peers
+                    .iter()
+                    .find(|c| c.public_key == p.public_key)
+                    .map(|c| c.counters.as_slice())
+            });
             let _ = write!(
                 s,
                 "        {{\n          \"public_key\": {},\n          \"has_preshared_key\": {},\n          \
                  \"endpoint\": {},\n          \"allowed_ips\": [{}],\n          \
                  \"latest_handshake\": {},\n          \"rx_bytes\": {},\n          \
-                 \"tx_bytes\": {},\n          \"persistent_keepalive\": {}\n        }}",
+                 \"tx_bytes\": {},\n          \"persistent_keepalive\": {},\n          \
+                 \"counters\": {}\n        }}",
                 json_str(&p.public_key.to_base64()),
                 p.has_preshared_key,
                 json_opt(p.endpoint.as_deref().map(json_str)),
@@ -287,6 +318,7 @@ pub(crate) fn format_json(interfaces: &[(String, GetReply)]) -> String {
                 p.rx_bytes,
                 p.tx_bytes,
                 json_opt(p.persistent_keepalive),
+                json_counters(peer_counters),
             );
         }
         s.push_str(if r.peers.is_empty() {
@@ -300,6 +332,122 @@ pub(crate) fn format_json(interfaces: &[(String, GetReply)]) -> String {
     } else {
         "\n  ]\n}\n"
     });
+    s
+}
+
+/// `{"name": value, ...}`, or `null` when the daemon gave no counters.
+fn json_counters(c: Option<&[(String, u64)]>) -> String {
+    match c {
+        None => "null".to_owned(),
+        Some(c) => {
+            let items: Vec<String> = c
+                .iter()
+                .map(|(k, v)| format!("{}: {v}", json_str(k)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// A label value in the Prometheus text format: `\`, `"` and newlines escaped.
+fn prom_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The Prometheus text exposition format (version 0.0.4) for `wgd show --prometheus`: per
+/// peer `wireguard_sent_bytes_total`, `wireguard_received_bytes_total` (counters) and
+/// `wireguard_latest_handshake_seconds` (gauge, 0 for never), labelled `interface`,
+/// `public_key` and `allowed_ips` as the common WireGuard exporters do; then wgd's own
+/// counters, `wgd_<name>_total` per interface and `wgd_peer_<name>_total` per peer (where the
+/// daemon answers `wgd-stats=1`). Each metric family is written once, with HELP and TYPE.
+pub(crate) fn format_prometheus(
+    interfaces: &[(String, GetReply)],
+    counters: &[Option<wgd::uapi::Stats>],
+) -> String {
+    let mut families: Vec<(String, &str, &str, Vec<String>)> = Vec::new();
+    let mut sample =
+        |name: &str, kind: &'static str, help: &'static str, labels: String, v: u64| {
+            let line = format!("{name}{{{labels}}} {v}");
+            match families.iter_mut().find(|f| f.0 == name) {
+                Some(f) => f.3.push(line),
+                None => families.push((name.to_owned(), kind, help, vec![line])),
+            }
+        };
+    for (i, (iface, r)) in interfaces.iter().enumerate() {
+        let il = format!("interface=\"{}\"", prom_label(iface));
+        for p in &r.peers {
+            let pl = format!(
+                "{il},public_key=\"{}\",allowed_ips=\"{}\"",
+                prom_label(&p.public_key.to_base64()),
+                prom_label(&p.allowed_ips.join(","))
+            );
+            sample(
+                "wireguard_sent_bytes_total",
+                "counter",
+                "Bytes sent to the peer.",
+                pl.clone(),
+                p.tx_bytes,
+            );
+            sample(
+                "wireguard_received_bytes_total",
+                "counter",
+                "Bytes received from the peer.",
+                pl.clone(),
+                p.rx_bytes,
+            );
+            sample(
+                "wireguard_latest_handshake_seconds",
+                "gauge",
+                "Unix time of the latest handshake with the peer (0: never).",
+                pl,
+                p.last_handshake_sec.unwrap_or(0),
+            );
+        }
+        let Some(st) = counters.get(i).and_then(Option::as_ref) else {
+            continue;
+        };
+        for (k, v) in &st.device {
+            sample(
+                &format!("wgd_{k}_total"),
+                "counter",
+                "A wgd device counter (see docs/usage.md).",
+                il.clone(),
+                *v,
+            );
+        }
+        for pc in &st.peers {
+            let pl = format!(
+                "{il},public_key=\"{}\"",
+                prom_label(&pc.public_key.to_base64())
+            );
+            for (k, v) in &pc.counters {
+                // Bytes and the handshake time are the wireguard_* families above.
+                if matches!(
+                    k.as_str(),
+                    "rx_bytes" | "tx_bytes" | "latest_handshake_seconds"
+                ) {
+                    continue;
+                }
+                sample(
+                    &format!("wgd_peer_{k}_total"),
+                    "counter",
+                    "A wgd per-peer counter (see docs/usage.md).",
+                    pl.clone(),
+                    *v,
+                );
+            }
+        }
+    }
+    let mut s = String::new();
+    for (name, kind, help, lines) in families {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for l in lines {
+            s.push_str(&l);
+            s.push('\n');
+        }
+    }
     s
 }
 
@@ -371,12 +519,15 @@ mod tests {
     #[test]
     fn json_escaping_and_shape() {
         assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-        assert_eq!(format_json(&[]), "{\n  \"interfaces\": []\n}\n");
+        assert_eq!(format_json(&[], &[]), "{\n  \"interfaces\": []\n}\n");
         let r = parse_get_reply(&sample()).unwrap();
-        let j = format_json(&[
-            ("wg0".into(), r.clone()),
-            ("wg1".into(), GetReply::default()),
-        ]);
+        let j = format_json(
+            &[
+                ("wg0".into(), r.clone()),
+                ("wg1".into(), GetReply::default()),
+            ],
+            &[],
+        );
         assert!(j.contains("\"listen_port\": 51820"), "{j}");
         assert!(j.contains("\"has_preshared_key\": true"), "{j}");
         assert!(j.contains("\"latest_handshake\": 1000"), "{j}");
@@ -387,5 +538,43 @@ mod tests {
         }
         let sk = PrivateKey::from_hex(&hex(0x18)).unwrap();
         assert!(!j.contains(sk.to_base64().as_str()));
+        assert!(j.contains("\"counters\": null"), "{j}");
+    }
+
+    #[test]
+    fn counters_in_json_and_prometheus() {
+        let r = parse_get_reply(&sample()).unwrap();
+        let peer = r.peers[0].public_key;
+        let stats = wgd::uapi::Stats {
+            device: vec![("rx_dropped".into(), 7), ("tx_no_peer".into(), 2)],
+            peers: vec![wgd::uapi::PeerCounters {
+                public_key: peer,
+                counters: vec![("replayed".into(), 3), ("rx_bytes".into(), 9)],
+            }],
+        };
+        let ifaces = [("wg\"0".to_string(), r.clone())];
+        let j = format_json(&ifaces, &[Some(stats.clone())]);
+        assert!(
+            j.contains("\"counters\": {\"rx_dropped\": 7, \"tx_no_peer\": 2}"),
+            "{j}"
+        );
+        assert!(
+            j.contains("\"counters\": {\"replayed\": 3, \"rx_bytes\": 9}"),
+            "{j}"
+        );
+        let p = format_prometheus(&ifaces, &[Some(stats)]);
+        let key = peer.to_base64();
+        for want in [
+            "# TYPE wireguard_sent_bytes_total counter".to_string(),
+            "# TYPE wireguard_latest_handshake_seconds gauge".to_string(),
+            format!("wireguard_received_bytes_total{{interface=\"wg\\\"0\",public_key=\"{key}\","),
+            "wgd_rx_dropped_total{interface=\"wg\\\"0\"} 7".to_string(),
+            format!("wgd_peer_replayed_total{{interface=\"wg\\\"0\",public_key=\"{key}\"}} 3"),
+        ] {
+            assert!(p.contains(&want), "missing {want} in:\n{p}");
+        }
+        // Bytes appear once, as the exporters' family, not again as wgd_peer_rx_bytes_total.
+        assert!(!p.contains("wgd_peer_rx_bytes_total"), "{p}");
+        assert_eq!(p.matches("# TYPE wgd_rx_dropped_total").count(), 1);
     }
 }

@@ -100,6 +100,34 @@ pub struct DaemonStats {
     pub device: DeviceStats,
 }
 
+impl DaemonStats {
+    /// Every device-wide counter with its name, as `wgd-stats=1` reports it (the UAPI's
+    /// `name=value` lines, `wgd show --json` and `--prometheus`).
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let (t, r, d) = (&self.tx, &self.rx, &self.device);
+        vec![
+            ("tx_no_peer", t.no_peer),
+            ("tx_too_big", t.too_big),
+            ("tx_icmp_sent", t.icmp_sent),
+            ("tx_icmp_limited", t.icmp_limited),
+            ("tx_sent", t.sent),
+            ("tx_send_calls", t.send_calls),
+            ("tx_send_errors", t.send_errors),
+            ("rx_delivered", r.delivered),
+            ("rx_dropped", r.dropped),
+            ("rx_replayed", r.replayed),
+            ("rx_bad_source", r.bad_source),
+            ("rx_handshake_queue_full", r.handshake_queue_full),
+            ("rx_recv_errors", r.recv_errors),
+            ("rx_tun_write_errors", r.tun_write_errors),
+            ("handshakes_processed", d.handshakes_processed),
+            ("invalid_mac", d.invalid_mac),
+            ("cookie_replies_sent", d.cookie_replies_sent),
+            ("rate_limited", d.rate_limited),
+        ]
+    }
+}
+
 /// Options of one daemon instance.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -348,6 +376,7 @@ impl Daemon {
         match req {
             Request::Get => uapi::format_get(&self.dev, udp.port(), self.fwmark),
             Request::Set(set) => self.apply_set(udp, set).into(),
+            Request::Stats => uapi::format_stats(&self.dev, &self.stats().counters()).into(),
         }
     }
 

@@ -245,6 +245,7 @@ impl RxBatch {
                     Status::Replayed => {
                         stats.dropped += 1;
                         stats.replayed += 1;
+                        dev.note_replayed(d);
                     }
                     Status::Other if d.len() > HANDSHAKE_MAX => stats.dropped += 1,
                     Status::Other => {

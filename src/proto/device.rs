@@ -561,9 +561,31 @@ impl Device {
         buf: &mut [u8],
         out: &mut Vec<Transmit>,
     ) -> Result<Received, DropReason> {
-        let (ticket, key) = self.receive_key(now, buf)?;
+        let (ticket, key) = match self.receive_key(now, buf) {
+            Ok(t) => t,
+            Err(e) => {
+                if e.is_replay() {
+                    self.note_replayed(buf);
+                }
+                return Err(e);
+            }
+        };
         let plain_len = ticket.open(key, buf)?;
         self.receive_opened(now, from, buf, ticket, plain_len, out)
+    }
+
+    /// Counts a transport datagram that the read-only checks refused as a replay against the
+    /// peer its receiver index names (per-peer `replayed`; replays found on delivery are
+    /// counted there).
+    pub fn note_replayed(&mut self, buf: &[u8]) {
+        let Ok(header) = messages::TransportHeader::parse(buf) else {
+            return;
+        };
+        if let Some(id) = self.index.get(header.receiver) {
+            if let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) {
+                p.stats.replayed += 1;
+            }
+        }
     }
 
     /// For a transport datagram: the checks before decryption that need no `&mut` (known
@@ -621,6 +643,9 @@ impl Device {
                 // Cryptokey routing, receive side (kernel receive.c): the inner source must be
                 // routed back to the peer whose key opened the packet.
                 if self.allowed.lookup(source) != Some(id) {
+                    if let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) {
+                        p.stats.bad_source += 1;
+                    }
                     return Err(DropReason::SourceNotAllowed);
                 }
                 Received::Data {

@@ -157,6 +157,11 @@ pub struct PeerStats {
     pub staged_dropped: u64,
     /// Handshake initiations sent.
     pub initiations_sent: u64,
+    /// Transport datagrams from the peer refused as replays (counter seen or behind the
+    /// window).
+    pub replayed: u64,
+    /// Authenticated packets from the peer whose inner source is not in its AllowedIPs.
+    pub bad_source: u64,
 }
 
 /// The device's state that a peer operation needs.
@@ -593,6 +598,7 @@ impl Peer {
             .find(|k| k.local_index == keypair)
             .ok_or(PeerError::UnknownIndex)?;
         if !kp.accept_counter(counter) {
+            self.stats.replayed += 1;
             return Err(OpenError::Replay.into());
         }
         // Authenticated and not a replay: the peer may roam here.

@@ -124,6 +124,14 @@ pub enum ClientError {
         /// Why.
         source: GetReplyError,
     },
+    /// The stats reply does not parse, or the daemon refused the request.
+    #[error("{what}: bad stats reply")]
+    StatsReply {
+        /// What was asked.
+        what: String,
+        /// Why.
+        source: super::StatsReplyError,
+    },
 }
 
 /// Why [`try_connect`] failed.
@@ -168,13 +176,31 @@ pub fn connect_uapi(iface: &str) -> Result<UnixStream, ClientError> {
 
 /// Sends `get=1` over `stream` and parses the reply. The raw reply (which holds the private
 /// key) is wiped before returning.
-fn get_over(mut stream: UnixStream, what: &str) -> Result<GetReply, ClientError> {
+fn get_over(stream: UnixStream, what: &str) -> Result<GetReply, ClientError> {
+    let buf = request_over(stream, what, b"get=1\n\n")?;
+    let text = std::str::from_utf8(&buf).map_err(|source| ClientError::NotUtf8 {
+        what: what.to_owned(),
+        source,
+    })?;
+    parse_get_reply(text).map_err(|source| ClientError::Reply {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+/// Sends `request` over `stream` and returns the reply up to its blank line, in a buffer that
+/// is wiped when dropped (a `get` reply holds the private key).
+fn request_over(
+    mut stream: UnixStream,
+    what: &str,
+    request: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ClientError> {
     stream
         .set_read_timeout(Some(REPLY_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
         .map_err(ClientError::Timeouts)?;
     stream
-        .write_all(b"get=1\n\n")
+        .write_all(request)
         .map_err(|source| ClientError::Send {
             what: what.to_owned(),
             source,
@@ -230,14 +256,20 @@ fn get_over(mut stream: UnixStream, what: &str) -> Result<GetReply, ClientError>
             });
         }
     }
+    Ok(buf)
+}
+
+/// `wgd-stats=1` on the UAPI socket of `iface`: the daemon's counters (see
+/// [`format_stats`](super::format_stats)).
+pub fn uapi_stats(iface: &str) -> Result<super::Stats, ClientError> {
+    let what = format!("interface {iface}");
+    let stream = connect_uapi(iface)?;
+    let buf = request_over(stream, &what, super::STATS_REQUEST)?;
     let text = std::str::from_utf8(&buf).map_err(|source| ClientError::NotUtf8 {
-        what: what.to_owned(),
+        what: what.clone(),
         source,
     })?;
-    parse_get_reply(text).map_err(|source| ClientError::Reply {
-        what: what.to_owned(),
-        source,
-    })
+    super::parse_stats_reply(text).map_err(|source| ClientError::StatsReply { what, source })
 }
 
 /// `get=1` on the UAPI socket of `iface`.

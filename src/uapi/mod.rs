@@ -51,6 +51,7 @@ mod get;
 mod parse;
 mod request;
 pub mod server;
+mod stats;
 
 #[cfg(test)]
 mod tests;
@@ -64,3 +65,6 @@ pub use from_config::{
 pub use get::{GetReply, GetReplyError, PeerInfo, format_errno, format_get, parse_get_reply};
 pub use parse::{MAX_LINE_LEN, MAX_LINES, MAX_REQUEST_LEN, parse_request};
 pub use request::{InterfaceOp, PeerOp, PeerSet, Request, SetRequest};
+pub use stats::{
+    PeerCounters, STATS_OP, STATS_REQUEST, Stats, StatsReplyError, format_stats, parse_stats_reply,
+};

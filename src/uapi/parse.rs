@@ -70,6 +70,12 @@ pub fn parse_request(input: &[u8]) -> Result<Request, UapiError> {
             _ => Err(UapiError::GetTrailing),
         },
         b"set=1" => parse_set(&mut lines).map(Request::Set),
+        op if op == super::STATS_OP => match lines.rest {
+            [] => Err(UapiError::Truncated),
+            [b'\n'] => Ok(Request::Stats),
+            [b'\n', ..] => Err(UapiError::TrailingData),
+            _ => Err(UapiError::GetTrailing),
+        },
         _ => Err(UapiError::UnknownOperation),
     }
 }

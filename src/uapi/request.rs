@@ -16,6 +16,8 @@ pub enum Request {
     /// `set=1`: [`apply`](fn@super::apply) it, answer with
     /// [`format_errno`](super::format_errno).
     Set(SetRequest),
+    /// `wgd-stats=1` (wgd's own): answer with [`format_stats`](super::format_stats).
+    Stats,
 }
 
 /// A `set` request: the device lines, then one block per `public_key=` line, each in request

@@ -45,7 +45,7 @@ fn run(text: &str, dev: &mut Device) -> Result<InterfaceChange, UapiError> {
 fn parse_request_set(text: &str) -> Result<SetRequest, UapiError> {
     match parse_request(text.as_bytes())? {
         Request::Set(r) => Ok(r),
-        Request::Get => panic!("get"),
+        other => panic!("not a set: {other:?}"),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Driver {
     clock: wgd::daemon::Clock,
     /// Datagrams sent, by kind, for assertions.
     pub sent: Vec<wgd::proto::TransmitKind>,
+    /// The last sealed data datagram and where it went (to replay it).
+    last_sealed: Option<(Vec<u8>, SocketAddr)>,
 }
 
 impl Driver {
@@ -53,6 +55,7 @@ impl Driver {
             sock,
             clock: wgd::daemon::Clock::start(),
             sent: vec![],
+            last_sealed: None,
         }
     }
 
@@ -85,9 +88,20 @@ impl Driver {
             self.sock
                 .send_to(&buf[..len], endpoint.addr)
                 .unwrap_or_else(|e| panic!("send_to {}: {e}", endpoint.addr));
+            buf.truncate(len);
+            self.last_sealed = Some((buf, endpoint.addr));
         }
         self.transmit(out);
         r
+    }
+
+    /// Sends the last sealed data datagram again, byte for byte (a replay); false if there is
+    /// none.
+    pub fn replay_last(&self) -> bool {
+        match &self.last_sealed {
+            Some((d, to)) => self.sock.send_to(d, to).is_ok(),
+            None => false,
+        }
     }
 
     /// Runs the protocol (datagrams and timers) until an inner packet for which `want` is true
