@@ -11,9 +11,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use wgd::proto::cookie::CookieJar;
 use wgd::proto::Received;
-use wgd::proto::messages::{COOKIE_REPLY_LEN, CookieReply, Initiation, RESPONSE_LEN, TYPE_COOKIE_REPLY};
+use wgd::proto::cookie::CookieJar;
+use wgd::proto::messages::{
+    COOKIE_REPLY_LEN, CookieReply, Initiation, RESPONSE_LEN, TYPE_COOKIE_REPLY,
+};
 use wgd::proto::{Endpoint, TransmitKind};
 use wgd::uapi;
 use wgd_fuzz::{A_ADDR, Session, chunk, device_b, initiated, start, stranger_initiation, take};

@@ -11,16 +11,16 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
-use wgd::proto::cookie::LABEL_MAC1;
 use wgd::crypto;
 use wgd::crypto::MAC_LEN;
-use wgd::proto::{Device, Received};
-use wgd::proto::PeerId;
-use wgd::proto::Keypair;
 use wgd::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
-use wgd::proto::messages::Initiation;
-use wgd::proto::{Endpoint, SendResult, Transmit, TransmitKind};
+use wgd::proto::Keypair;
 use wgd::proto::Now;
+use wgd::proto::PeerId;
+use wgd::proto::cookie::LABEL_MAC1;
+use wgd::proto::messages::Initiation;
+use wgd::proto::{Device, Received};
+use wgd::proto::{Endpoint, SendResult, Transmit, TransmitKind};
 
 /// Address of device A (the initiator).
 pub const A_ADDR: SocketAddr =
@@ -186,13 +186,7 @@ impl Session {
             .add_allowed_ip(pb, IpAddr::V4(A_PREFIX_V4.0), A_PREFIX_V4.1)
             .and_then(|()| b.add_allowed_ip(pb, IpAddr::V6(A_PREFIX_V6.0), A_PREFIX_V6.1));
         assert!(inserted.is_ok(), "fuzz set-up: allowed ips");
-        Session {
-            a,
-            pa,
-            b,
-            pb,
-            now,
-        }
+        Session { a, pa, b, pb, now }
     }
 
     /// B's local index of its current keypair (what A writes as the receiver).
@@ -275,7 +269,9 @@ pub fn chunk(flags: u8, body: &[u8]) -> Vec<u8> {
 pub fn mac1_offset(msg: &[u8]) -> Option<usize> {
     match wgd::proto::messages::message_type(msg) {
         Ok(wgd::proto::messages::TYPE_INITIATION) => Some(Initiation::MAC1_OFFSET),
-        Ok(wgd::proto::messages::TYPE_RESPONSE) => Some(wgd::proto::messages::Response::MAC1_OFFSET),
+        Ok(wgd::proto::messages::TYPE_RESPONSE) => {
+            Some(wgd::proto::messages::Response::MAC1_OFFSET)
+        }
         _ => None,
     }
 }
