@@ -11,6 +11,7 @@
 pub(crate) mod faults;
 pub mod privdrop;
 pub(crate) mod receive;
+pub(crate) mod reresolve;
 pub(crate) mod send;
 pub(crate) mod tun;
 pub(crate) mod udp;
@@ -419,12 +420,12 @@ impl Daemon {
 
     /// SIGHUP: re-reads the configuration and applies only the difference, like `wg syncconf`:
     /// peers that did not change keep their sessions and counters.
-    fn reload(&mut self, udp: &mut UdpSockets, path: &std::path::Path) -> Result<()> {
+    fn reload(&mut self, udp: &mut UdpSockets, path: &std::path::Path) -> Result<Config> {
         let cfg = Config::from_file(path).map_err(anyhow::Error::new)?;
         let req = crate::uapi::sync_request_from_config_with(&cfg, &self.dev, resolve_endpoint)?;
         let reply = self.apply_set(udp, req);
         if reply.starts_with("errno=0") {
-            Ok(())
+            Ok(cfg)
         } else {
             anyhow::bail!("applying {}: {}", path.display(), reply.trim())
         }
@@ -623,6 +624,11 @@ pub async fn run(
     let mut watchdog_tick = watchdog.map(tokio::time::interval);
     let mut sighup =
         signal(SignalKind::hangup()).map_err(Error::io("installing the SIGHUP handler"))?;
+    // Host-name endpoints resolved again when their peer has gone quiet (wgd up only).
+    let mut reres = reresolve::Reresolver::new(&cfg, opts.wg_quick);
+    let mut reres_tick =
+        tokio::time::interval(reres.interval().unwrap_or(Duration::from_secs(3600)));
+    reres_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let gro = [&udp.v4, &udp.v6]
         .into_iter()
@@ -670,7 +676,13 @@ pub async fn run(
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
                 match opts.config_path.as_deref() {
                     Some(path) => match d.reload(&mut udp, path) {
-                        Ok(()) => info!("SIGHUP: reloaded {}", path.display()),
+                        Ok(new) => {
+                            reres.set_names(&new);
+                            if let Some(every) = reres.interval() {
+                                reres_tick = tokio::time::interval(every);
+                            }
+                            info!("SIGHUP: reloaded {}", path.display());
+                        }
                         Err(e) => warn!("SIGHUP: reload failed, configuration unchanged: {e:#}"),
                     },
                     None => info!("SIGHUP ignored: no configuration file"),
@@ -718,6 +730,11 @@ pub async fn run(
                 d.on_handshakes(&udp, &mut io.handshakes);
             }
             _ = &mut timer => d.on_timer(&udp),
+            _ = reres_tick.tick(), if reres.interval().is_some() => {
+                let wall = d.now().wall;
+                reres.check(&d.dev, wall);
+            }
+            Some(found) = reres.done() => reres.apply(&mut d.dev, found),
         }
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
