@@ -199,13 +199,33 @@ impl Error {
 
 /// Resolves a configured endpoint: the one resolver of start-up and SIGHUP (as `wg setconf`
 /// and `wg syncconf` resolve host names; a name that does not resolve fails the whole set).
+/// No retries: SIGHUP must not stall the event loop (start-up retries, see
+/// [`resolve_endpoint_at_start`]).
 pub fn resolve_endpoint(
     e: &crate::conf::EndpointSpec,
 ) -> std::result::Result<Option<std::net::SocketAddr>, Error> {
-    e.resolve().map(Some).map_err(|source| Error::Resolve {
-        endpoint: e.to_string(),
-        source,
-    })
+    resolve_endpoint_with(e, Some(0))
+}
+
+/// [`resolve_endpoint`] with `wg`'s retries at start-up, before the event loop runs: a
+/// temporary resolver failure is retried `WG_ENDPOINT_RESOLUTION_RETRIES` times (default 15;
+/// `infinity`: forever), after 1 s and then 1.2 times longer each time, up to 20 s.
+pub fn resolve_endpoint_at_start(
+    e: &crate::conf::EndpointSpec,
+) -> std::result::Result<Option<std::net::SocketAddr>, Error> {
+    resolve_endpoint_with(e, reresolve::retries_from_env())
+}
+
+fn resolve_endpoint_with(
+    e: &crate::conf::EndpointSpec,
+    retries: Option<u32>,
+) -> std::result::Result<Option<std::net::SocketAddr>, Error> {
+    reresolve::resolve_with_retries(e, retries, std::thread::sleep)
+        .map(Some)
+        .map_err(|source| Error::Resolve {
+            endpoint: e.to_string(),
+            source,
+        })
 }
 
 /// The state the event loop owns besides the I/O objects.
@@ -247,7 +267,7 @@ impl Daemon {
                 warn!("a [Peer] has the interface's own public key: ignored, as `wg setconf` does");
             }
         }
-        let req = crate::uapi::set_request_from_config_with(cfg, true, resolve_endpoint)?;
+        let req = crate::uapi::set_request_from_config_with(cfg, true, resolve_endpoint_at_start)?;
         let now = d.now();
         let change = crate::uapi::apply(req, &mut d.dev, now, &mut d.out).map_err(Error::Apply)?;
         d.fwmark = change.fwmark.flatten();

@@ -10,6 +10,7 @@
 use crate::conf::{Config, EndpointSpec};
 use crate::crypto::keys::PublicKey;
 use crate::proto::{Device, Endpoint};
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -18,6 +19,70 @@ use tracing::{debug, info};
 /// Re-resolve a name after this long without a handshake (reresolve-dns.sh's 135 s:
 /// REKEY_AFTER_TIME + REKEY_TIMEOUT + slack).
 pub(crate) const DEFAULT_AFTER: Duration = Duration::from_secs(135);
+
+/// How often `wg` retries a temporary resolver failure by default
+/// (`WG_ENDPOINT_RESOLUTION_RETRIES`).
+pub(crate) const DEFAULT_RETRIES: u32 = 15;
+
+/// `WG_ENDPOINT_RESOLUTION_RETRIES`: a count, or `infinity` (`None`: retry forever).
+pub(crate) fn retries_from_env() -> Option<u32> {
+    match std::env::var("WG_ENDPOINT_RESOLUTION_RETRIES") {
+        Ok(v) if v == "infinity" => None,
+        Ok(v) => Some(v.parse().unwrap_or(DEFAULT_RETRIES)),
+        Err(_) => Some(DEFAULT_RETRIES),
+    }
+}
+
+/// True for the resolver answers `wg` treats as permanent (EAI_NONAME, EAI_FAIL, EAI_NODATA):
+/// the name does not exist or has no address. Anything else (EAI_AGAIN, a system error) may
+/// pass. The standard library gives `getaddrinfo`'s message, not its code; Rust programs run
+/// in the C locale, so the messages are glibc's English ones.
+pub(crate) fn is_permanent(e: &io::Error) -> bool {
+    let m = e.to_string();
+    m.contains("Name or service not known")
+        || m.contains("Non-recoverable failure in name resolution")
+        || m.contains("No address associated with hostname")
+        || e.kind() == io::ErrorKind::NotFound
+}
+
+/// Resolves `e` as `wg` does: a temporary failure is retried `retries` times (`None`: forever),
+/// sleeping 1 s first and then 1.2 times longer each time, at most 20 s.
+pub(crate) fn resolve_with_retries(
+    e: &EndpointSpec,
+    retries: Option<u32>,
+    mut sleep: impl FnMut(Duration),
+) -> io::Result<SocketAddr> {
+    resolve_with_retries_by(|| e.resolve(), &e.to_string(), retries, &mut sleep)
+}
+
+fn resolve_with_retries_by(
+    mut resolve: impl FnMut() -> io::Result<SocketAddr>,
+    name: &str,
+    mut retries: Option<u32>,
+    sleep: &mut impl FnMut(Duration),
+) -> io::Result<SocketAddr> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match resolve() {
+            Ok(a) => return Ok(a),
+            Err(err) => {
+                let left = match retries {
+                    Some(0) => return Err(err),
+                    _ if is_permanent(&err) => return Err(err),
+                    Some(n) => Some(n - 1),
+                    None => None,
+                };
+                tracing::warn!(
+                    "{err}: `{name}'. Trying again in {:.2} seconds...",
+                    wait.as_secs_f64()
+                );
+                sleep(wait);
+                retries = left;
+                wait = (wait * 6 / 5).min(Duration::from_secs(20));
+            }
+        }
+    }
+}
 
 /// The peers with host-name endpoints, and the resolutions in flight.
 pub(crate) struct Reresolver {
@@ -136,5 +201,50 @@ impl Reresolver {
                 p.set_endpoint(Endpoint::new(addr));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temporary() -> io::Error {
+        io::Error::other(
+            "failed to lookup address information: Temporary failure in name resolution",
+        )
+    }
+
+    #[test]
+    fn a_temporary_failure_is_retried_as_wg_does_and_a_permanent_one_is_not() {
+        let addr: SocketAddr = "198.18.0.1:51820".parse().unwrap();
+        // Two temporary failures, then an answer: two sleeps, 1 s then 1.2 s.
+        let mut answers = vec![Ok(addr), Err(temporary()), Err(temporary())];
+        let mut slept = Vec::new();
+        let r = resolve_with_retries_by(|| answers.pop().unwrap(), "n", Some(15), &mut |d| {
+            slept.push(d)
+        });
+        assert_eq!(r.unwrap(), addr);
+        assert_eq!(
+            slept,
+            [Duration::from_millis(1000), Duration::from_millis(1200)]
+        );
+        // Out of retries.
+        let mut slept = Vec::new();
+        let r = resolve_with_retries_by(|| Err(temporary()), "n", Some(3), &mut |d| slept.push(d));
+        assert!(r.is_err());
+        assert_eq!(slept.len(), 3);
+        // The waits grow to 20 s and stay there.
+        let mut slept = Vec::new();
+        let _ = resolve_with_retries_by(|| Err(temporary()), "n", Some(30), &mut |d| slept.push(d));
+        assert_eq!(slept.last(), Some(&Duration::from_secs(20)));
+        // A name that does not exist: no retry.
+        let mut slept = Vec::new();
+        let nx = || {
+            Err(io::Error::other(
+                "failed to lookup address information: Name or service not known",
+            ))
+        };
+        assert!(resolve_with_retries_by(nx, "n", Some(15), &mut |d| slept.push(d)).is_err());
+        assert!(slept.is_empty());
     }
 }
