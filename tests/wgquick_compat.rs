@@ -486,3 +486,8 @@ fn without_mtu_it_is_the_route_mtu_less_80_as_in_wg_quick() {
     assert_eq!(q, ours, "wg-quick (left) and wgd up (right) differ");
     assert!(q.iter().any(|l| l.contains("mtu 1320")), "{q:?}");
 }
+
+#[test]
+fn same_with_table_main() {
+    compare("same_with_table_main", "Table = main\n");
+}
