@@ -950,8 +950,17 @@ fn show_json_show_all_and_down_on_running_daemons() {
     let i = &ifs[0];
     assert_eq!(
         i.keys(),
-        ["fwmark", "listen_port", "name", "peers", "public_key"]
+        [
+            "counters",
+            "fwmark",
+            "listen_port",
+            "name",
+            "peers",
+            "public_key"
+        ]
     );
+    // The live counters (#13): wgd answers `wgd-stats=1`, so they are an object.
+    assert_eq!(i.get("counters").get("rx_bad_source").u64(), 0);
     assert_eq!(i.get("name").str(), if1);
     assert_eq!(i.get("public_key").str(), own_pub);
     assert_eq!(i.get("listen_port").u64(), 51820);
@@ -967,6 +976,7 @@ fn show_json_show_all_and_down_on_running_daemons() {
         a.keys(),
         [
             "allowed_ips",
+            "counters",
             "endpoint",
             "has_preshared_key",
             "latest_handshake",
@@ -976,6 +986,7 @@ fn show_json_show_all_and_down_on_running_daemons() {
             "tx_bytes"
         ]
     );
+    assert_eq!(a.get("counters").get("replayed").u64(), 0);
     assert_eq!(a.get("has_preshared_key"), &Json::Bool(true));
     assert_eq!(a.get("endpoint").str(), "198.18.0.2:51820");
     let ips: Vec<&str> = a.get("allowed_ips").arr().iter().map(Json::str).collect();
