@@ -19,13 +19,25 @@ import sys
 
 RSS_LIMIT_KIB = 4096  # RSS growth allowed from minute 1 to the end (hub and the sampled spokes)
 REKEY_AFTER_TIME = 120
+REJECT_AFTER_TIME = 180
 REKEY_TIMEOUT = 5
 KEEPALIVE = 25  # the spokes' PersistentKeepalive
 SLACK = 10
-# An idle spoke sends only its persistent keepalives: the first packet it sends once its session
-# is REKEY_AFTER_TIME old (and so the rekey) can come up to KEEPALIVE later. Under steady traffic
-# the bound is REKEY_AFTER_TIME + REKEY_TIMEOUT + SLACK = 135 s, reported separately.
-GAP_LIMIT = REKEY_AFTER_TIME + KEEPALIVE + REKEY_TIMEOUT + SLACK  # 160 s
+# How long a session may go without a new handshake depends on who initiated it (only the
+# initiator rekeys on time). A spoke that initiated rekeys on the first packet it sends once the
+# session is REKEY_AFTER_TIME old; idle, it sends only its persistent keepalives, 25 s after the
+# last packet either way, and the hub's passive keepalives (KEEPALIVE_TIMEOUT after data it
+# received, then one more) count: that packet comes by 120 + 2 * 10 + 25 = 165 s, and a lost
+# initiation is retried after REKEY_TIMEOUT: 170 s, plus slack 10: 180 s = REJECT_AFTER_TIME, the
+# session must be rekeyed before it expires. (Under steady traffic the bound is REKEY_AFTER_TIME +
+# REKEY_TIMEOUT + SLACK = 135 s; the gaps over that are counted.) A session the hub initiated (its
+# 15-s new-handshake timer: it sent data and heard nothing back, e.g. while its address was gone)
+# is rekeyed by the hub when a packet arrives on it after REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT -
+# REKEY_TIMEOUT = 165 s, or, when no keepalive lands in 165..180 s, by the spoke on its first
+# packet after the session expired: REJECT_AFTER_TIME + KEEPALIVE + REKEY_TIMEOUT + SLACK = 220 s.
+# As in the kernel.
+GAP_LIMIT = REJECT_AFTER_TIME  # 180 s: the spoke initiated
+GAP_LIMIT_HUB = REJECT_AFTER_TIME + KEEPALIVE + REKEY_TIMEOUT + SLACK  # 220 s: the hub initiated
 GAP_TRAFFIC = REKEY_AFTER_TIME + REKEY_TIMEOUT + SLACK  # 135 s
 # Event windows (seconds before the event, after its end) in which a spoke's losses are excused.
 WIN_BEFORE = 1
@@ -158,6 +170,7 @@ def main():
     # --- the hub's view every 10 s ---
     dump = read_tsv(os.path.join(raw, "wgdump.tsv"))
     per = {}  # spoke -> list of (t, endpoint, allowed, hs_rel or None, rx)
+    tx_of = {}  # (spoke, t) -> tx
     sample_ts = sorted({num(r["t"]) for r in dump if num(r.get("t")) is not None})
     for r in dump:
         s = spoke_of.get(r.get("public_key"))
@@ -167,10 +180,34 @@ def main():
         hs = inum(r.get("latest_handshake")) or 0
         per.setdefault(s, []).append((t, r.get("endpoint", ""), r.get("allowed_ips", ""),
                                       hs - t0 if hs > 0 else None, inum(r.get("rx")) or 0))
+        tx_of[(s, t)] = inum(r.get("tx")) or 0
     R["dump_samples"] = len(sample_ts)
+
+    # Who initiated each handshake, from the hub's byte counters over the 10 s in which its time
+    # changed: transport messages are multiples of 16 bytes, an initiation is 148 (4 mod 16) and a
+    # response 92 (12 mod 16). Sent 4 and received 12: the hub initiated; the reverse: the spoke.
+    # Anything else (retries, counters reset by a re-add): unknown, judged with the longer bound.
+    who = {}  # (spoke, handshake time) -> "spoke" | "hub" | "unknown"
+    for s, rows in per.items():
+        for prev, cur in zip(rows, rows[1:]):
+            if cur[3] is None or cur[3] == prev[3]:
+                continue
+            drx, dtx = cur[4] - prev[4], tx_of[(s, cur[0])] - tx_of[(s, prev[0])]
+            if drx < 0 or dtx < 0:
+                c = "unknown"
+            elif (dtx % 16, drx % 16) == (4, 12):
+                c = "hub"
+            elif (dtx % 16, drx % 16) == (12, 4):
+                c = "spoke"
+            else:
+                c = "unknown"
+            who.setdefault((s, cur[3]), c)
+        if rows and rows[0][3] is not None:
+            who.setdefault((s, rows[0][3]), "spoke")  # at set-up: the hub has no endpoint yet
 
     # Handshakes and gaps per spoke.
     gaps_all, gaps_excused, over_traffic, natural = [], [], [], 0
+    init_count = {"spoke": 0, "hub": 0, "unknown": 0}
     handshakes_total = 0
     stuck = []
     for s in range(1, n + 1):
@@ -182,32 +219,49 @@ def main():
             continue
         # Natural rekeys: handshakes after the first, outside this spoke's windows.
         natural += sum(1 for h in hs[1:] if not W.overlaps(s, h, h))
+        for h in hs:
+            init_count[who.get((s, h), "unknown")] += 1
         bounds = hs + [t_end]
         for a, b in zip(bounds, bounds[1:]):
             g = b - a
+            c = who.get((s, a), "unknown")
+            limit = GAP_LIMIT if c == "spoke" else GAP_LIMIT_HUB
             wins = [w for w in W.of(s) if w[1] <= b and a <= w[2]]
-            excused = bool(wins) and b <= max(w[2] for w in wins) + GAP_LIMIT
+            excused = bool(wins) and b <= max(w[2] for w in wins) + limit
             if excused:
                 gaps_excused.append((s, a, b))
                 continue
-            gaps_all.append((s, a, b, g))
-            if g > GAP_LIMIT:
-                stuck.append((s, a, b, g))
+            gaps_all.append((s, a, b, g, c))
+            if g > limit:
+                stuck.append((s, a, b, g, c, limit))
             elif g > GAP_TRAFFIC:
-                over_traffic.append((s, a, b, g))
-    for s, a, b, g in stuck[:20]:
-        fails.append(f"spoke {s}: {g:.0f} s without a handshake at the hub (t={a:.0f}..{b:.0f} s; limit "
-                     f"{GAP_LIMIT} s)")
+                over_traffic.append((s, a, b, g, c))
+    for s, a, b, g, c, limit in stuck[:20]:
+        fails.append(f"spoke {s}: {g:.0f} s without a handshake at the hub (t={a:.0f}..{b:.0f} s; the "
+                     f"{c} initiated the session; limit {limit} s)")
     if len(stuck) > 20:
-        fails.append(f"... and {len(stuck) - 20} more handshake gaps over {GAP_LIMIT} s")
-    closed = [g for _, a, b, g in gaps_all if b < t_end]
+        fails.append(f"... and {len(stuck) - 20} more stuck sessions")
+    closed = [g for _, a, b, g, c in gaps_all if b < t_end]
+    by_class = {}
+    for _, a, b, g, c in gaps_all:
+        if b < t_end:
+            by_class.setdefault(c, []).append(g)
+    # Where the hub started initiating: its handshakes that do not follow one of its own.
+    hub_origins = []
+    for s in range(1, n + 1):
+        hs = sorted({h for _, _, _, h, _ in per.get(s, []) if h is not None})
+        for prev, h in zip([None] + hs, hs):
+            if who.get((s, h)) == "hub" and (prev is None or who.get((s, prev)) != "hub"):
+                hub_origins.append((h, s))
     R["hs"] = {
         "total": handshakes_total, "natural": natural,
         "gap_max": max(closed) if closed else None,
         "gap_median": statistics.median(closed) if closed else None,
         "gap_p95": sorted(closed)[int(0.95 * (len(closed) - 1))] if closed else None,
         "gaps": len(closed), "over_traffic": over_traffic, "stuck": stuck, "excused": len(gaps_excused),
-        "hist": histogram(closed),
+        "hist": histogram(closed), "init": init_count,
+        "by_class": {c: (len(v), max(v), sum(1 for g in v if g > GAP_TRAFFIC)) for c, v in by_class.items()},
+        "hub_origins": sorted(hub_origins),
     }
 
     # --- events: what the hub showed afterwards ---
@@ -418,9 +472,10 @@ def main():
     for note in notes:
         print(f"  note: {note}")
     hsr = R["hs"]
-    print(f"  handshakes at the hub: {hsr['total']}, natural rekeys {hsr['natural']}; gap median "
-          f"{fmt(hsr['gap_median'])} s, max {fmt(hsr['gap_max'])} s; {len(hsr['over_traffic'])} gaps in "
-          f"{GAP_TRAFFIC}..{GAP_LIMIT} s")
+    print(f"  handshakes at the hub: {hsr['total']} (initiated by the spoke {hsr['init']['spoke']}, by the hub "
+          f"{hsr['init']['hub']}, unknown {hsr['init']['unknown']}), natural rekeys {hsr['natural']}; gap median "
+          f"{fmt(hsr['gap_median'])} s, max {fmt(hsr['gap_max'])} s; {len(hsr['over_traffic'])} gaps over "
+          f"{GAP_TRAFFIC} s within their limit; by initiator (count, max, over {GAP_TRAFFIC} s): {hsr['by_class']}")
     pr = R["ping"]
     print(f"  ping batches: {pr['batches']} ({pr['out']} outside windows, {pr['out_bad']} not fully answered; "
           f"{pr['in']} inside, {pr['in_bad']} not fully answered)")
@@ -499,6 +554,7 @@ def render(R):
       "endpoint, AllowedIPs and transfer counters as the hub sees them;")
     a("- the VmRSS, open fds (`/proc/PID/fd`), threads and CPU time of the hub and of spokes 1–3 (which "
       "take no events) every 60 s, and the sum of all spokes' VmRSS.")
+
     a("")
     a("Events (spokes chosen in rotation among 4..N, never one already in an event; from `--minutes 14` "
       "on at these periods, none in the last minute, pushed back to stay 30 s apart; shorter runs have "
@@ -521,14 +577,23 @@ def render(R):
     a("")
     a(f"- the hub's VmRSS at the end within +{RSS_LIMIT_KIB // 1024} MiB of minute 1, its open fds equal in "
       "every sample from minute 1 on, its PID unchanged (the same for spokes 1–3);")
-    a(f"- no session stuck: at the hub, no spoke goes longer than {GAP_LIMIT} s without a new handshake, "
-      "up to the end, except a gap overlapping that spoke's own event window (or an event of every spoke) "
-      f"and ending at most {GAP_LIMIT} s after it. {GAP_LIMIT} s = REKEY_AFTER_TIME (120) + "
-      f"PersistentKeepalive ({KEEPALIVE}) + REKEY_TIMEOUT (5) + 10 s slack: an idle spoke sends only "
-      "keepalives, so the first packet it sends once its session is 120 s old (the one that starts "
-      "the rekey) may come up to 25 s later. Under steady traffic the bound would be "
-      f"{GAP_TRAFFIC} s (REKEY_AFTER_TIME + REKEY_TIMEOUT + slack); the gaps between {GAP_TRAFFIC} and "
-      f"{GAP_LIMIT} s are counted below;")
+    a(f"- no session stuck: at the hub, no spoke goes without a new handshake for longer than the protocol "
+      "allows, up to the end, except in a gap overlapping that spoke's own event window (or an event of "
+      "every spoke) and ending within the bound after it. Only a session's initiator rekeys on time, so "
+      "the bound depends on who initiated (told from the hub's byte counters: an initiation is 148 bytes, "
+      "a response 92, transport messages multiples of 16). A session the spoke initiated must be rekeyed "
+      f"before it expires: **{GAP_LIMIT} s** (REJECT_AFTER_TIME). The spoke rekeys on the first packet it "
+      "sends once the session is 120 s old (REKEY_AFTER_TIME); idle, it sends only its keepalives, "
+      f"{KEEPALIVE} s after the last packet either way, and the hub's passive keepalives (10 s after data "
+      "it received, then one more) count, so that packet comes by 165 s, 170 s with one initiation lost "
+      f"and retried; under steady traffic the bound would be {GAP_TRAFFIC} s (REKEY_AFTER_TIME + "
+      "REKEY_TIMEOUT + slack), and the gaps over it are counted below. A session the hub initiated (its "
+      "new-handshake timer: it sent data and heard nothing back for 15 s, as when its address was gone): "
+      "the hub rekeys it when a packet arrives after 165 s (REJECT_AFTER_TIME − KEEPALIVE_TIMEOUT − "
+      "REKEY_TIMEOUT), or, if no keepalive lands in 165..180 s, the spoke does on its first packet after "
+      f"the session expired: **{GAP_LIMIT_HUB} s** = REJECT_AFTER_TIME + PersistentKeepalive + "
+      "REKEY_TIMEOUT + 10 s slack; the same for the few handshakes whose "
+      "initiator is unknown. The Linux kernel behaves the same way;")
     a(f"- every ping batch outside the event windows fully answered (windows: from {WIN_BEFORE} s before an "
       f"event to {WIN_SHORT} s after a roam or an AllowedIPs move, {WIN_AFTER} s after a restart, a re-add, "
       "the hub's address coming back or a veth up; the hub's address windows cover every spoke); every "
@@ -612,8 +677,17 @@ def render(R):
       f"**{hs['natural']}**;")
     a(f"- time between a spoke's handshakes outside event windows: median {fmt(hs['gap_median'])} s, 95th "
       f"percentile {fmt(hs['gap_p95'])} s, max {fmt(hs['gap_max'])} s over {hs['gaps']} gaps; "
-      f"{hs['excused']} gaps overlapped an event window; over {GAP_TRAFFIC} s: {len(hs['over_traffic'])}; "
-      f"over {GAP_LIMIT} s (stuck): {len(hs['stuck'])}.")
+      f"{hs['excused']} gaps overlapped an event window; over {GAP_TRAFFIC} s but within the bound: "
+      f"{len(hs['over_traffic'])}; over the bound (stuck): {len(hs['stuck'])};")
+    a(f"- who initiated the handshakes: the spoke {hs['init']['spoke']}, the hub {hs['init']['hub']}, unknown "
+      f"{hs['init']['unknown']}; gaps after each kind (count, longest, over {GAP_TRAFFIC} s): "
+      + "; ".join(f"{c}: {k}, {mx:.0f} s, {o}" for c, (k, mx, o) in sorted(hs["by_class"].items())) + ";")
+    origins = {}
+    for h, s in hs["hub_origins"]:
+        origins.setdefault(int(h // 10 * 10), []).append(s)
+    a("- where the hub began initiating (t rounded down to 10 s: spokes): "
+      + ("; ".join(f"{t}: {', '.join(str(x) for x in sorted(v))}" for t, v in sorted(origins.items())) or "never")
+      + ".")
     a("")
     a("| gap (s) | " + " | ".join(f"{lo}–{'' if hi > 10 ** 6 else hi}" for lo, hi, _ in hs["hist"]) + " |")
     a("|---|" + "---|" * len(hs["hist"]))
