@@ -38,7 +38,9 @@ impl Drop for Proc {
 fn a_peer_behind_a_name_that_moves_is_followed_without_a_restart() {
     let name = "a_peer_behind_a_name_that_moves_is_followed_without_a_restart";
     let w = wgd_impl();
-    if !impl_or_skip(name, &w) {
+    if !impl_or_skip(name, &w)
+        || !common::netns::privileged_or_skip_with(name, &["unshare", "mount"])
+    {
         return;
     }
     let Impl::Wgd(bin) = &w else { unreachable!() };

@@ -299,7 +299,8 @@ fn capture(ns: &Netns, iface: &str, args: &[&str]) -> Vec<String> {
 fn fwmark_is_the_table_of_a_default_route_as_in_wg_quick_and_survives_a_reload() {
     let name = "fwmark_is_the_table_of_a_default_route_as_in_wg_quick_and_survives_a_reload";
     let w = wgd_impl();
-    if !impl_or_skip(name, &w) {
+    // A default route: wg-quick adds its nftables rules (and fails without nft or iptables).
+    if !impl_or_skip(name, &w) || !common::netns::privileged_or_skip_with(name, &["nft"]) {
         return;
     }
     let Impl::Wgd(bin) = w else { unreachable!() };
@@ -383,7 +384,8 @@ fn fwmark_is_the_table_of_a_default_route_as_in_wg_quick_and_survives_a_reload()
 fn without_address_the_link_is_up_with_its_routes_as_in_wg_quick() {
     let name = "without_address_the_link_is_up_with_its_routes_as_in_wg_quick";
     let w = wgd_impl();
-    if !impl_or_skip(name, &w) {
+    // A default route: wg-quick adds its nftables rules (and fails without nft or iptables).
+    if !impl_or_skip(name, &w) || !common::netns::privileged_or_skip_with(name, &["nft"]) {
         return;
     }
     let Impl::Wgd(bin) = w else { unreachable!() };
